@@ -1,0 +1,2 @@
+//! slabfuse-memfs: the fixed-budget in-memory filesystem (placeholder, being written).
+#![no_std]

@@ -1,0 +1,2 @@
+//! slabfuse: the FUSE runtime (placeholder, being written).
+#![no_std]

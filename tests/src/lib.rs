@@ -1,0 +1,1 @@
+//! slabfuse-tests: shared harness for the simulated kernel and real mounts (placeholder).
