@@ -1,0 +1,88 @@
+//! The transport to the kernel: a trait, and `/dev/fuse` behind it.
+//!
+//! Workers talk to the kernel only through [`Channel`]: one `readv` per
+//! request, one `writev` per reply. [`DevFuse`] is the real device; the test
+//! crate has a simulated kernel over a `SOCK_SEQPACKET` socket pair and a
+//! fault-injecting wrapper, both implementing the same trait, so every path
+//! the daemon takes can be driven without a mount.
+//!
+//! What the kernel's errors mean here (from `fs/fuse/dev.c`): on receive,
+//! `ENODEV` = the filesystem was unmounted or the connection aborted (the
+//! worker ends cleanly), `EINTR`/`EAGAIN` = try again; on send, `ENOENT` =
+//! the request is gone (interrupted or aborted), which is not an error.
+//!
+//! # Safety
+//!
+//! One `unsafe` call: the `FUSE_DEV_IOC_CLONE` ioctl, whose argument is a
+//! pointer to a `u32` that the kernel only reads.
+
+use alloc::boxed::Box;
+
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::io::{Errno, IoSlice, IoSliceMut};
+
+use crate::abi;
+
+/// One connection to the kernel, as a worker sees it.
+pub trait Channel: Send + Sync {
+    /// Reads one whole message into `bufs` (one `readv`); returns its length.
+    fn receive(&self, bufs: &mut [IoSliceMut<'_>]) -> Result<usize, Errno>;
+
+    /// Writes one whole reply from `bufs` (one `writev`); returns the bytes
+    /// written.
+    fn send(&self, bufs: &[IoSlice<'_>]) -> Result<usize, Errno>;
+
+    /// Another channel to the same connection, for another worker. Replies
+    /// must go out on the channel their request came in on.
+    fn clone_channel(&self) -> Result<Box<dyn Channel>, Errno>;
+}
+
+/// The real `/dev/fuse` device of a mounted filesystem.
+#[derive(Debug)]
+pub struct DevFuse {
+    fd: OwnedFd,
+}
+
+impl DevFuse {
+    /// Wraps the fd a mount returned.
+    pub fn new(fd: OwnedFd) -> DevFuse {
+        DevFuse { fd }
+    }
+
+    /// The device fd.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Opens a new `/dev/fuse` fd and attaches it to this connection with
+    /// `FUSE_DEV_IOC_CLONE`, so that a worker reads its own queue of
+    /// replies-in-progress and does not contend on one fd.
+    pub fn clone_fd(&self) -> Result<DevFuse, Errno> {
+        use rustix::fs::{Mode, OFlags};
+        let fd = rustix::fs::open(c"/dev/fuse", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())?;
+        let session_fd = u32::try_from(rustix::fd::AsRawFd::as_raw_fd(&self.fd)).map_err(|_| Errno::BADF)?;
+        type Clone = rustix::ioctl::Setter<
+            { rustix::ioctl::opcode::read::<u32>(abi::FUSE_DEV_IOC_MAGIC, abi::FUSE_DEV_IOC_CLONE_NR) },
+            u32,
+        >;
+        // SAFETY: FUSE_DEV_IOC_CLONE reads one u32 (the session fd) from the
+        // pointer rustix passes, which points at `session_fd`; it writes
+        // nothing back and keeps no reference.
+        unsafe { rustix::ioctl::ioctl(&fd, Clone::new(session_fd)) }?;
+        Ok(DevFuse { fd })
+    }
+}
+
+impl Channel for DevFuse {
+    fn receive(&self, bufs: &mut [IoSliceMut<'_>]) -> Result<usize, Errno> {
+        rustix::io::readv(&self.fd, bufs)
+    }
+
+    fn send(&self, bufs: &[IoSlice<'_>]) -> Result<usize, Errno> {
+        rustix::io::writev(&self.fd, bufs)
+    }
+
+    fn clone_channel(&self) -> Result<Box<dyn Channel>, Errno> {
+        Ok(Box::new(self.clone_fd()?))
+    }
+}
