@@ -52,7 +52,9 @@ pub const FUSE_NAME_MAX: usize = 1024;
 pub const FUSE_ATTR_SUBMOUNT: u32 = 1 << 0;
 pub const FUSE_ATTR_DAX: u32 = 1 << 1;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_attr {
     pub ino: u64,
@@ -76,7 +78,9 @@ pub struct fuse_attr {
 const_assert_eq!(core::mem::size_of::<fuse_attr>(), 88);
 
 /// Bit-for-bit `struct statx_timestamp` (since 7.39).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_sx_time {
     pub tv_sec: i64,
@@ -86,7 +90,9 @@ pub struct fuse_sx_time {
 const_assert_eq!(core::mem::size_of::<fuse_sx_time>(), 16);
 
 /// Bit-for-bit `struct statx` (since 7.39).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_statx {
     pub mask: u32,
@@ -113,7 +119,9 @@ pub struct fuse_statx {
 }
 const_assert_eq!(core::mem::size_of::<fuse_statx>(), 256);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_kstatfs {
     pub blocks: u64,
@@ -129,7 +137,9 @@ pub struct fuse_kstatfs {
 }
 const_assert_eq!(core::mem::size_of::<fuse_kstatfs>(), 80);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_file_lock {
     pub start: u64,
@@ -219,6 +229,13 @@ pub const FUSE_ALLOW_IDMAP: u64 = 1 << 40;
 pub const FUSE_OVER_IO_URING: u64 = 1 << 41;
 /// Since 7.43.
 pub const FUSE_REQUEST_TIMEOUT: u64 = 1 << 42;
+
+/// Splits 64 INIT flag bits into `flags` (low half) and `flags2` (high).
+pub const fn split_flags(flags: u64) -> (u32, u32) {
+    let low = (flags & 0xffff_ffff) as u32;
+    let high = (flags >> 32) as u32;
+    (low, high)
+}
 
 /// Release flags.
 pub const FUSE_RELEASE_FLUSH: u32 = 1 << 0;
@@ -481,7 +498,9 @@ pub const FUSE_NOTIFY_PRUNE: i32 = 9;
 
 pub const FUSE_COMPAT_ENTRY_OUT_SIZE: usize = 120;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_entry_out {
     /// Inode ID.
@@ -498,14 +517,18 @@ pub struct fuse_entry_out {
 }
 const_assert_eq!(core::mem::size_of::<fuse_entry_out>(), 128);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_forget_in {
     pub nlookup: u64,
 }
 const_assert_eq!(core::mem::size_of::<fuse_forget_in>(), 8);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_forget_one {
     pub nodeid: u64,
@@ -513,7 +536,9 @@ pub struct fuse_forget_one {
 }
 const_assert_eq!(core::mem::size_of::<fuse_forget_one>(), 16);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_batch_forget_in {
     pub count: u32,
@@ -521,7 +546,9 @@ pub struct fuse_batch_forget_in {
 }
 const_assert_eq!(core::mem::size_of::<fuse_batch_forget_in>(), 8);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_getattr_in {
     pub getattr_flags: u32,
@@ -532,7 +559,9 @@ const_assert_eq!(core::mem::size_of::<fuse_getattr_in>(), 16);
 
 pub const FUSE_COMPAT_ATTR_OUT_SIZE: usize = 96;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_attr_out {
     /// Cache timeout for the attributes.
@@ -544,7 +573,9 @@ pub struct fuse_attr_out {
 const_assert_eq!(core::mem::size_of::<fuse_attr_out>(), 104);
 
 /// Since 7.39.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_statx_in {
     pub getattr_flags: u32,
@@ -556,7 +587,9 @@ pub struct fuse_statx_in {
 const_assert_eq!(core::mem::size_of::<fuse_statx_in>(), 24);
 
 /// Since 7.39.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_statx_out {
     pub attr_valid: u64,
@@ -569,7 +602,9 @@ const_assert_eq!(core::mem::size_of::<fuse_statx_out>(), 288);
 
 pub const FUSE_COMPAT_MKNOD_IN_SIZE: usize = 8;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_mknod_in {
     pub mode: u32,
@@ -579,7 +614,9 @@ pub struct fuse_mknod_in {
 }
 const_assert_eq!(core::mem::size_of::<fuse_mknod_in>(), 16);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_mkdir_in {
     pub mode: u32,
@@ -587,14 +624,18 @@ pub struct fuse_mkdir_in {
 }
 const_assert_eq!(core::mem::size_of::<fuse_mkdir_in>(), 8);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_rename_in {
     pub newdir: u64,
 }
 const_assert_eq!(core::mem::size_of::<fuse_rename_in>(), 8);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_rename2_in {
     pub newdir: u64,
@@ -603,14 +644,18 @@ pub struct fuse_rename2_in {
 }
 const_assert_eq!(core::mem::size_of::<fuse_rename2_in>(), 16);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_link_in {
     pub oldnodeid: u64,
 }
 const_assert_eq!(core::mem::size_of::<fuse_link_in>(), 8);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_setattr_in {
     pub valid: u32,
@@ -632,7 +677,9 @@ pub struct fuse_setattr_in {
 }
 const_assert_eq!(core::mem::size_of::<fuse_setattr_in>(), 88);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_open_in {
     pub flags: u32,
@@ -641,7 +688,9 @@ pub struct fuse_open_in {
 }
 const_assert_eq!(core::mem::size_of::<fuse_open_in>(), 8);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_create_in {
     pub flags: u32,
@@ -652,7 +701,9 @@ pub struct fuse_create_in {
 }
 const_assert_eq!(core::mem::size_of::<fuse_create_in>(), 16);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_open_out {
     pub fh: u64,
@@ -662,7 +713,9 @@ pub struct fuse_open_out {
 }
 const_assert_eq!(core::mem::size_of::<fuse_open_out>(), 16);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_release_in {
     pub fh: u64,
@@ -672,7 +725,9 @@ pub struct fuse_release_in {
 }
 const_assert_eq!(core::mem::size_of::<fuse_release_in>(), 24);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_flush_in {
     pub fh: u64,
@@ -682,7 +737,9 @@ pub struct fuse_flush_in {
 }
 const_assert_eq!(core::mem::size_of::<fuse_flush_in>(), 24);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_read_in {
     pub fh: u64,
@@ -697,7 +754,9 @@ const_assert_eq!(core::mem::size_of::<fuse_read_in>(), 40);
 
 pub const FUSE_COMPAT_WRITE_IN_SIZE: usize = 24;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_write_in {
     pub fh: u64,
@@ -710,7 +769,9 @@ pub struct fuse_write_in {
 }
 const_assert_eq!(core::mem::size_of::<fuse_write_in>(), 40);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_write_out {
     pub size: u32,
@@ -720,14 +781,18 @@ const_assert_eq!(core::mem::size_of::<fuse_write_out>(), 8);
 
 pub const FUSE_COMPAT_STATFS_SIZE: usize = 48;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_statfs_out {
     pub st: fuse_kstatfs,
 }
 const_assert_eq!(core::mem::size_of::<fuse_statfs_out>(), 80);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_fsync_in {
     pub fh: u64,
@@ -740,7 +805,9 @@ const_assert_eq!(core::mem::size_of::<fuse_fsync_in>(), 16);
 /// was not negotiated.
 pub const FUSE_COMPAT_SETXATTR_IN_SIZE: usize = 8;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_setxattr_in {
     pub size: u32,
@@ -751,7 +818,9 @@ pub struct fuse_setxattr_in {
 }
 const_assert_eq!(core::mem::size_of::<fuse_setxattr_in>(), 16);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_getxattr_in {
     pub size: u32,
@@ -759,7 +828,9 @@ pub struct fuse_getxattr_in {
 }
 const_assert_eq!(core::mem::size_of::<fuse_getxattr_in>(), 8);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_getxattr_out {
     pub size: u32,
@@ -767,7 +838,9 @@ pub struct fuse_getxattr_out {
 }
 const_assert_eq!(core::mem::size_of::<fuse_getxattr_out>(), 8);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_lk_in {
     pub fh: u64,
@@ -778,14 +851,18 @@ pub struct fuse_lk_in {
 }
 const_assert_eq!(core::mem::size_of::<fuse_lk_in>(), 48);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_lk_out {
     pub lk: fuse_file_lock,
 }
 const_assert_eq!(core::mem::size_of::<fuse_lk_out>(), 24);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_access_in {
     pub mask: u32,
@@ -796,7 +873,9 @@ const_assert_eq!(core::mem::size_of::<fuse_access_in>(), 8);
 /// Size of `fuse_init_in` the kernel sends before 7.36 (no `flags2`).
 pub const FUSE_COMPAT_INIT_IN_SIZE: usize = 16;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_init_in {
     pub major: u32,
@@ -812,7 +891,9 @@ const_assert_eq!(core::mem::size_of::<fuse_init_in>(), 64);
 pub const FUSE_COMPAT_INIT_OUT_SIZE: usize = 8;
 pub const FUSE_COMPAT_22_INIT_OUT_SIZE: usize = 24;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_init_out {
     pub major: u32,
@@ -839,7 +920,9 @@ const_assert_eq!(core::mem::size_of::<fuse_init_out>(), 64);
 
 pub const CUSE_INIT_INFO_MAX: usize = 4096;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct cuse_init_in {
     pub major: u32,
@@ -849,7 +932,9 @@ pub struct cuse_init_in {
 }
 const_assert_eq!(core::mem::size_of::<cuse_init_in>(), 16);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct cuse_init_out {
     pub major: u32,
@@ -866,14 +951,18 @@ pub struct cuse_init_out {
 }
 const_assert_eq!(core::mem::size_of::<cuse_init_out>(), 72);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_interrupt_in {
     pub unique: u64,
 }
 const_assert_eq!(core::mem::size_of::<fuse_interrupt_in>(), 8);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_bmap_in {
     pub block: u64,
@@ -882,14 +971,18 @@ pub struct fuse_bmap_in {
 }
 const_assert_eq!(core::mem::size_of::<fuse_bmap_in>(), 16);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_bmap_out {
     pub block: u64,
 }
 const_assert_eq!(core::mem::size_of::<fuse_bmap_out>(), 8);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_ioctl_in {
     pub fh: u64,
@@ -901,7 +994,9 @@ pub struct fuse_ioctl_in {
 }
 const_assert_eq!(core::mem::size_of::<fuse_ioctl_in>(), 32);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_ioctl_iovec {
     pub base: u64,
@@ -909,7 +1004,9 @@ pub struct fuse_ioctl_iovec {
 }
 const_assert_eq!(core::mem::size_of::<fuse_ioctl_iovec>(), 16);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_ioctl_out {
     pub result: i32,
@@ -919,7 +1016,9 @@ pub struct fuse_ioctl_out {
 }
 const_assert_eq!(core::mem::size_of::<fuse_ioctl_out>(), 16);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_poll_in {
     pub fh: u64,
@@ -929,7 +1028,9 @@ pub struct fuse_poll_in {
 }
 const_assert_eq!(core::mem::size_of::<fuse_poll_in>(), 24);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_poll_out {
     pub revents: u32,
@@ -937,14 +1038,18 @@ pub struct fuse_poll_out {
 }
 const_assert_eq!(core::mem::size_of::<fuse_poll_out>(), 8);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_notify_poll_wakeup_out {
     pub kh: u64,
 }
 const_assert_eq!(core::mem::size_of::<fuse_notify_poll_wakeup_out>(), 8);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_fallocate_in {
     pub fh: u64,
@@ -955,7 +1060,9 @@ pub struct fuse_fallocate_in {
 }
 const_assert_eq!(core::mem::size_of::<fuse_fallocate_in>(), 32);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_in_header {
     pub len: u32,
@@ -971,7 +1078,9 @@ pub struct fuse_in_header {
 }
 const_assert_eq!(core::mem::size_of::<fuse_in_header>(), 40);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_out_header {
     pub len: u32,
@@ -982,7 +1091,9 @@ const_assert_eq!(core::mem::size_of::<fuse_out_header>(), 16);
 
 /// The fixed part of `struct fuse_dirent`; `namelen` name bytes follow, and
 /// the record is padded with zeros to a multiple of 8.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_dirent {
     pub ino: u64,
@@ -995,7 +1106,9 @@ const_assert_eq!(core::mem::size_of::<fuse_dirent>(), 24);
 pub const FUSE_NAME_OFFSET: usize = 24;
 
 /// The fixed part of `struct fuse_direntplus`; the name follows as above.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_direntplus {
     pub entry_out: fuse_entry_out,
@@ -1010,7 +1123,9 @@ pub const fn fuse_rec_align(len: usize) -> usize {
     (len + 7) & !7
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_notify_inval_inode_out {
     pub ino: u64,
@@ -1019,7 +1134,9 @@ pub struct fuse_notify_inval_inode_out {
 }
 const_assert_eq!(core::mem::size_of::<fuse_notify_inval_inode_out>(), 24);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_notify_inval_entry_out {
     pub parent: u64,
@@ -1029,7 +1146,9 @@ pub struct fuse_notify_inval_entry_out {
 }
 const_assert_eq!(core::mem::size_of::<fuse_notify_inval_entry_out>(), 16);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_notify_delete_out {
     pub parent: u64,
@@ -1039,7 +1158,9 @@ pub struct fuse_notify_delete_out {
 }
 const_assert_eq!(core::mem::size_of::<fuse_notify_delete_out>(), 24);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_notify_store_out {
     pub nodeid: u64,
@@ -1049,7 +1170,9 @@ pub struct fuse_notify_store_out {
 }
 const_assert_eq!(core::mem::size_of::<fuse_notify_store_out>(), 24);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_notify_retrieve_out {
     pub notify_unique: u64,
@@ -1061,7 +1184,9 @@ pub struct fuse_notify_retrieve_out {
 const_assert_eq!(core::mem::size_of::<fuse_notify_retrieve_out>(), 32);
 
 /// Matches the size of `fuse_write_in`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_notify_retrieve_in {
     pub dummy1: u64,
@@ -1074,7 +1199,9 @@ pub struct fuse_notify_retrieve_in {
 const_assert_eq!(core::mem::size_of::<fuse_notify_retrieve_in>(), 40);
 
 /// Since 7.45.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_notify_prune_out {
     pub count: u32,
@@ -1084,7 +1211,9 @@ pub struct fuse_notify_prune_out {
 const_assert_eq!(core::mem::size_of::<fuse_notify_prune_out>(), 16);
 
 /// Since 7.40.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_backing_map {
     pub fd: i32,
@@ -1105,7 +1234,9 @@ pub const FUSE_DEV_IOC_BACKING_CLOSE_NR: u8 = 2;
 /// `FUSE_DEV_IOC_SYNC_INIT = _IO(229, 3)`.
 pub const FUSE_DEV_IOC_SYNC_INIT_NR: u8 = 3;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_lseek_in {
     pub fh: u64,
@@ -1115,14 +1246,18 @@ pub struct fuse_lseek_in {
 }
 const_assert_eq!(core::mem::size_of::<fuse_lseek_in>(), 24);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_lseek_out {
     pub offset: u64,
 }
 const_assert_eq!(core::mem::size_of::<fuse_lseek_out>(), 8);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_copy_file_range_in {
     pub fh_in: u64,
@@ -1136,7 +1271,9 @@ pub struct fuse_copy_file_range_in {
 const_assert_eq!(core::mem::size_of::<fuse_copy_file_range_in>(), 56);
 
 /// Reply of `FUSE_COPY_FILE_RANGE_64`, since 7.45.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_copy_file_range_out {
     pub bytes_copied: u64,
@@ -1146,7 +1283,9 @@ const_assert_eq!(core::mem::size_of::<fuse_copy_file_range_out>(), 8);
 pub const FUSE_SETUPMAPPING_FLAG_WRITE: u64 = 1 << 0;
 pub const FUSE_SETUPMAPPING_FLAG_READ: u64 = 1 << 1;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_setupmapping_in {
     /// An already open handle.
@@ -1162,7 +1301,9 @@ pub struct fuse_setupmapping_in {
 }
 const_assert_eq!(core::mem::size_of::<fuse_setupmapping_in>(), 40);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_removemapping_in {
     /// Number of `fuse_removemapping_one` that follow.
@@ -1170,7 +1311,9 @@ pub struct fuse_removemapping_in {
 }
 const_assert_eq!(core::mem::size_of::<fuse_removemapping_in>(), 4);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_removemapping_one {
     /// Offset into the DAX window to start the unmapping.
@@ -1181,7 +1324,9 @@ pub struct fuse_removemapping_one {
 const_assert_eq!(core::mem::size_of::<fuse_removemapping_one>(), 16);
 
 /// Since 7.34.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_syncfs_in {
     pub padding: u64,
@@ -1189,7 +1334,9 @@ pub struct fuse_syncfs_in {
 const_assert_eq!(core::mem::size_of::<fuse_syncfs_in>(), 8);
 
 /// One security context: followed by its name and the context label (7.36).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_secctx {
     pub size: u32,
@@ -1198,7 +1345,9 @@ pub struct fuse_secctx {
 const_assert_eq!(core::mem::size_of::<fuse_secctx>(), 8);
 
 /// Count and total size of the security contexts that follow (7.36).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_secctx_header {
     pub size: u32,
@@ -1208,7 +1357,9 @@ const_assert_eq!(core::mem::size_of::<fuse_secctx_header>(), 8);
 
 /// Extension header (7.38): `size` includes this header; `type` above
 /// `FUSE_MAX_NR_SECCTX` distinguishes it from a `fuse_secctx_header`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_ext_header {
     pub size: u32,
@@ -1218,7 +1369,9 @@ const_assert_eq!(core::mem::size_of::<fuse_ext_header>(), 8);
 
 /// Fixed part of the supplementary-groups extension (7.38); `nr_groups`
 /// u32 group ids follow.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_supp_groups {
     pub nr_groups: u32,
@@ -1231,7 +1384,9 @@ pub const FUSE_URING_IN_OUT_HEADER_SZ: usize = 128;
 pub const FUSE_URING_OP_IN_OUT_SZ: usize = 128;
 
 /// Part of `fuse_uring_req_header` (7.42).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_uring_ent_in_out {
     pub flags: u64,
@@ -1264,7 +1419,9 @@ pub const FUSE_IO_URING_CMD_REGISTER: u32 = 1;
 pub const FUSE_IO_URING_CMD_COMMIT_AND_FETCH: u32 = 2;
 
 /// In the 80-byte command area of the SQE (7.42).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct fuse_uring_cmd_req {
     pub flags: u64,

@@ -42,7 +42,8 @@ pub(crate) type BlockList = Vec<BlockIndex, MAX_MESSAGE_BLOCKS>;
 /// The caller holds `index` in the sense of the module invariant (taken with
 /// `into_raw`, held by nothing else) and, for the returned lifetime, makes no
 /// other reference to the block.
-unsafe fn block_mut<'s>(pool: &'s BlockPool, index: BlockIndex) -> &'s mut [u8] {
+#[allow(clippy::mut_from_ref)] // Uniqueness is this function's contract.
+unsafe fn block_mut(pool: &BlockPool, index: BlockIndex) -> &mut [u8] {
     let ptr = pool.block_ptr(index).as_ptr();
     // SAFETY: `block_ptr` points at `block_size` bytes of the pool's mapping
     // that live as long as `pool`; by this function's contract nothing else
@@ -55,7 +56,7 @@ unsafe fn block_mut<'s>(pool: &'s BlockPool, index: BlockIndex) -> &'s mut [u8] 
 /// # Safety
 ///
 /// As [`block_mut`], except that other shared references may coexist.
-unsafe fn block_ref<'s>(pool: &'s BlockPool, index: BlockIndex) -> &'s [u8] {
+unsafe fn block_ref(pool: &BlockPool, index: BlockIndex) -> &[u8] {
     let ptr = pool.block_ptr(index).as_ptr();
     // SAFETY: as in `block_mut`; no unique reference exists for `'s`.
     unsafe { core::slice::from_raw_parts(ptr, pool.block_size()) }
@@ -105,12 +106,6 @@ impl RecvBuffer {
             head: [0; WRITE_HEADER_BYTES],
             blocks: take_blocks(pool, count)?,
         })
-    }
-
-    /// Bytes one read may fill.
-    #[cfg(test)]
-    pub(crate) fn capacity(&self, pool: &BlockPool) -> usize {
-        WRITE_HEADER_BYTES + self.blocks.len() * pool.block_size()
     }
 
     /// The iovecs for one `readv`: head, then every block.
@@ -219,7 +214,8 @@ impl<'s> Dest<'s> {
         let mut left = len;
         let take = left.min(self.first.len());
         if take > 0 {
-            out.push(IoSlice::new(&self.first[..take])).map_err(|_| ())?;
+            out.push(IoSlice::new(&self.first[..take]))
+                .map_err(|_| ())?;
             left -= take;
         }
         for &index in self.blocks {

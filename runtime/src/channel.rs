@@ -60,15 +60,23 @@ impl DevFuse {
     pub fn clone_fd(&self) -> Result<DevFuse, Errno> {
         use rustix::fs::{Mode, OFlags};
         let fd = rustix::fs::open(c"/dev/fuse", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())?;
-        let session_fd = u32::try_from(rustix::fd::AsRawFd::as_raw_fd(&self.fd)).map_err(|_| Errno::BADF)?;
+        let session_fd =
+            u32::try_from(rustix::fd::AsRawFd::as_raw_fd(&self.fd)).map_err(|_| Errno::BADF)?;
         type Clone = rustix::ioctl::Setter<
-            { rustix::ioctl::opcode::read::<u32>(abi::FUSE_DEV_IOC_MAGIC, abi::FUSE_DEV_IOC_CLONE_NR) },
+            {
+                rustix::ioctl::opcode::read::<u32>(
+                    abi::FUSE_DEV_IOC_MAGIC,
+                    abi::FUSE_DEV_IOC_CLONE_NR,
+                )
+            },
             u32,
         >;
-        // SAFETY: FUSE_DEV_IOC_CLONE reads one u32 (the session fd) from the
-        // pointer rustix passes, which points at `session_fd`; it writes
-        // nothing back and keeps no reference.
-        unsafe { rustix::ioctl::ioctl(&fd, Clone::new(session_fd)) }?;
+        // SAFETY: FUSE_DEV_IOC_CLONE's argument is a pointer to a u32 that
+        // the kernel only reads, which is what a `Setter<_, u32>` passes.
+        let clone = unsafe { Clone::new(session_fd) };
+        // SAFETY: the ioctl reads one u32 (the session fd) through the
+        // pointer rustix passes, writes nothing back and keeps no reference.
+        unsafe { rustix::ioctl::ioctl(&fd, clone) }?;
         Ok(DevFuse { fd })
     }
 }

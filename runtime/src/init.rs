@@ -156,12 +156,9 @@ pub fn negotiate(
     let max_write = plan.max_write.min(usize::from(max_pages) * page);
     let max_write_u32 = u32::try_from(plan.max_write).unwrap_or(u32::MAX);
     out.max_readahead = kernel.max_readahead.min(max_readahead);
-    out.flags = agreed as u32;
-    out.flags2 = if agreed & FUSE_INIT_EXT != 0 {
-        (agreed >> 32) as u32
-    } else {
-        0
-    };
+    let (low, high) = abi::split_flags(agreed);
+    out.flags = low;
+    out.flags2 = if agreed & FUSE_INIT_EXT != 0 { high } else { 0 };
     out.max_background = max_background;
     out.congestion_threshold = max_background.saturating_mul(3) / 4;
     // Announce the buffer's real capacity: the kernel insists every read
@@ -203,8 +200,8 @@ mod tests {
             major: 7,
             minor,
             max_readahead: 128 * 1024,
-            flags: flags as u32,
-            flags2: (flags >> 32) as u32,
+            flags: abi::split_flags(flags).0,
+            flags2: abi::split_flags(flags).1,
             ..Default::default()
         }
     }
@@ -251,7 +248,8 @@ mod tests {
     #[test]
     fn an_old_kernel_without_max_pages_or_flags2_is_served_with_less() {
         let p = plan(16 << 20, 256);
-        let offered = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_PARALLEL_DIROPS | FUSE_DO_READDIRPLUS;
+        let offered =
+            FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_PARALLEL_DIROPS | FUSE_DO_READDIRPLUS;
         let wanted = DEFAULT_INIT_FLAGS | READDIRPLUS;
         let InitReply::Agreed { out, conn, .. } =
             negotiate(&kernel(26, offered), &p, wanted, 1 << 20, 64)
@@ -275,7 +273,7 @@ mod tests {
         else {
             panic!("refused")
         };
-        assert_eq!(out.flags2, (FUSE_HAS_RESEND >> 32) as u32);
+        assert_eq!(out.flags2, abi::split_flags(FUSE_HAS_RESEND).1);
         let no_ext = MODERN & !FUSE_INIT_EXT;
         let InitReply::Agreed { out, conn, .. } =
             negotiate(&kernel(45, no_ext), &p, wanted, 1 << 20, 64)

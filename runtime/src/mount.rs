@@ -227,12 +227,8 @@ impl MountpointGuard {
 
 /// Mounts with `mount(2)` (needs `CAP_SYS_ADMIN`); returns the device fd.
 pub fn mount_syscall(mountpoint: &CStr, options: &MountOptions) -> Result<OwnedFd, MountError> {
-    let dev = rustix::fs::open(
-        c"/dev/fuse",
-        OFlags::RDWR | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(MountError::OpenDevice)?;
+    let dev = rustix::fs::open(c"/dev/fuse", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+        .map_err(MountError::OpenDevice)?;
     let root_mode = crate::types::mode::S_IFDIR;
     let data = options.kernel_data(rustix::fd::AsRawFd::as_raw_fd(&dev), root_mode);
     let data = CString::new(data).map_err(|_| MountError::InvalidString)?;
@@ -268,9 +264,11 @@ pub fn mount(
         Ok(fd) => Ok((fd, MountMethod::Syscall)),
         #[cfg(feature = "std")]
         Err(MountError::Mount(Errno::PERM)) => {
-            let path = std::path::Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(
-                mountpoint.to_bytes(),
-            ));
+            let path = std::path::Path::new(
+                <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(
+                    mountpoint.to_bytes(),
+                ),
+            );
             Ok((fusermount::mount(path, options)?, MountMethod::Fusermount))
         }
         Err(e) => Err(e),
@@ -291,9 +289,11 @@ pub fn unmount(mountpoint: &CStr, method: MountMethod, lazy: bool) -> Result<(),
         }
         #[cfg(feature = "std")]
         MountMethod::Fusermount => {
-            let path = std::path::Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(
-                mountpoint.to_bytes(),
-            ));
+            let path = std::path::Path::new(
+                <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(
+                    mountpoint.to_bytes(),
+                ),
+            );
             fusermount::unmount(path, lazy)
         }
         #[cfg(not(feature = "std"))]

@@ -197,13 +197,10 @@ impl<'a> BatchForget<'a> {
     pub fn iter(&self) -> impl Iterator<Item = Forget> + 'a {
         let mut reader = crate::parse::Cursor::over_payload(self.records);
         (0..self.count).map_while(move |_| {
-            reader
-                .read::<abi::fuse_forget_one>()
-                .ok()
-                .map(|r| Forget {
-                    node: NodeId(r.nodeid),
-                    nlookup: r.nlookup,
-                })
+            reader.read::<abi::fuse_forget_one>().ok().map(|r| Forget {
+                node: NodeId(r.nodeid),
+                nlookup: r.nlookup,
+            })
         })
     }
 }

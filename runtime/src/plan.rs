@@ -295,7 +295,9 @@ impl Plan {
             max_deferred: config.max_deferred,
         };
         // The kernel's rule and the consumers, checked once more as a sum.
-        assert!(WRITE_HEADER_BYTES + plan.blocks_per_buffer * plan.block_size >= plan.receive_bytes);
+        assert!(
+            WRITE_HEADER_BYTES + plan.blocks_per_buffer * plan.block_size >= plan.receive_bytes
+        );
         assert!(plan.receive_bytes >= WRITE_HEADER_BYTES + plan.max_write);
         assert_eq!(plan.receive_blocks + plan.spare_blocks, plan.pool_blocks);
         assert_eq!(plan.pool_blocks * plan.block_size, plan.pool_bytes);
@@ -328,7 +330,10 @@ impl fmt::Display for Negotiation<'_> {
                 Bytes(p.max_message_asked),
                 Bytes(p.max_write)
             ),
-            MessageLimit::KernelPagesLimit { pages, sysctl: true } => {
+            MessageLimit::KernelPagesLimit {
+                pages,
+                sysctl: true,
+            } => {
                 let wanted = p.max_message_asked.div_ceil(page_size());
                 write!(
                     f,
@@ -385,7 +390,7 @@ impl fmt::Display for Bytes {
             return write!(f, "0");
         }
         for (shift, unit) in [(30, "G"), (20, "M"), (10, "K")] {
-            if b % (1 << shift) == 0 {
+            if b.is_multiple_of(1 << shift) {
                 return write!(f, "{}{unit}", b >> shift);
             }
         }

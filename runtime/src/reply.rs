@@ -378,10 +378,8 @@ impl Drop for ReplyCore<'_> {
         if matches!(self.route, Route::Sent) {
             return;
         }
-        if let Some(c) = self.counters() {
-            if matches!(self.route, Route::Deferred(_)) {
-                c.deferred_dropped();
-            }
+        if let (Some(c), true) = (self.counters(), matches!(self.route, Route::Deferred(_))) {
+            c.deferred_dropped();
         }
         let _ = self.send(Some(Errno::IO), &[], Payload::None);
     }
@@ -674,16 +672,13 @@ impl<'w> ReplyData<'w> {
     /// where they are.
     pub fn data(mut self, bytes: &[u8]) -> Replied {
         let n = bytes.len().min(self.limit);
-        self.core
-            .send(None, &[], Payload::Parts(&[&bytes[..n]]))
+        self.core.send(None, &[], Payload::Parts(&[&bytes[..n]]))
     }
 
     /// Sends the parts straight from where they are (truncated to the limit).
     pub fn parts(mut self, parts: &DataParts<'_>) -> Replied {
         if parts.len() <= self.limit {
-            return self
-                .core
-                .send(None, &[], Payload::Parts(parts.slices()));
+            return self.core.send(None, &[], Payload::Parts(parts.slices()));
         }
         let mut clipped: Vec<&[u8], MAX_DATA_PARTS> = Vec::new();
         let mut left = self.limit;
@@ -695,8 +690,7 @@ impl<'w> ReplyData<'w> {
             let _ = clipped.push(&p[..n]);
             left -= n;
         }
-        self.core
-            .send(None, &[], Payload::Parts(&clipped))
+        self.core.send(None, &[], Payload::Parts(&clipped))
     }
 
     /// Lets `f` write the data into the reply's own room (the worker's
@@ -762,8 +756,7 @@ impl<'w> ReplyXattr<'w> {
         if len > self.size as usize {
             return self.core.error(Errno::RANGE);
         }
-        self.core
-            .send(None, &[], Payload::Parts(parts))
+        self.core.send(None, &[], Payload::Parts(parts))
     }
 
     /// As [`value_parts`](Self::value_parts) for one slice.
@@ -947,4 +940,3 @@ impl<'w> ReplyDirectoryPlus<'w> {
         self.core.send(None, &[], Payload::Dest(n))
     }
 }
-

@@ -196,7 +196,11 @@ impl<F: Filesystem> Session<F> {
     /// Plans, maps and lays out everything the session will ever use.
     /// `channel` is the connection (the fd a mount returned, or a simulated
     /// kernel); it is cloned once per extra worker.
-    pub fn new(config: Config, fs: F, channel: Box<dyn Channel>) -> Result<Session<F>, SessionError> {
+    pub fn new(
+        config: Config,
+        fs: F,
+        channel: Box<dyn Channel>,
+    ) -> Result<Session<F>, SessionError> {
         let init_flags = fs.init_flags();
         let plan = Plan::compute(&config).map_err(SessionError::Plan)?;
         let slab = Slab::map(&SlabConfig {
@@ -470,7 +474,12 @@ fn dispatch<F: Filesystem>(
         Some(o) => o,
         None => {
             counters.unknown_opcode();
-            send_error(&*core.channels[route.channel], header.unique, Errno::NOSYS, counters);
+            send_error(
+                &*core.channels[route.channel],
+                header.unique,
+                Errno::NOSYS,
+                counters,
+            );
             return Ok(None);
         }
     };
@@ -480,7 +489,12 @@ fn dispatch<F: Filesystem>(
         // Only INIT may come first; anything else is a protocol violation.
         counters.malformed();
         if parse::wants_reply(header.opcode) {
-            send_error(&*core.channels[route.channel], header.unique, Errno::IO, counters);
+            send_error(
+                &*core.channels[route.channel],
+                header.unique,
+                Errno::IO,
+                counters,
+            );
         }
         return Ok(None);
     }

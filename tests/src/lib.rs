@@ -55,8 +55,7 @@ impl TempDir {
         use std::sync::atomic::{AtomicU64, Ordering};
         static N: AtomicU64 = AtomicU64::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("slabfuse-{tag}-{}-{n}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("slabfuse-{tag}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("create temp dir");
         TempDir { path }
@@ -174,10 +173,10 @@ fn unescape_mount_path(s: &str) -> String {
 
 /// Unmounts `path` lazily if it is mounted; ignores errors.
 pub fn force_unmount(path: &Path) {
-    if is_mounted(path) {
-        if let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes()) {
-            let _ = rustix::mount::unmount(c.as_c_str(), rustix::mount::UnmountFlags::DETACH);
-        }
+    if is_mounted(path)
+        && let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes())
+    {
+        let _ = rustix::mount::unmount(c.as_c_str(), rustix::mount::UnmountFlags::DETACH);
     }
 }
 
@@ -300,7 +299,10 @@ impl<F: Filesystem + 'static> Drop for Mounted<F> {
 pub fn open_direct(path: &Path, extra: i32, mode: u32) -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut o = std::fs::OpenOptions::new();
-    o.read(true).write(true).custom_flags(libc::O_DIRECT | extra).mode(mode);
+    o.read(true)
+        .write(true)
+        .custom_flags(libc::O_DIRECT | extra)
+        .mode(mode);
     if extra & libc::O_CREAT != 0 {
         o.create(true);
     }

@@ -95,10 +95,14 @@ impl Channel for SimChannel {
                         panic!("simulated message larger than the receive buffer");
                     }
                     let mut bytes = r.bytes;
-                    if bytes == BIG_TOKEN.len() && bufs[0].len() >= 8 && &bufs[0][..8] == BIG_TOKEN {
+                    if bytes == BIG_TOKEN.len() && bufs[0].len() >= 8 && &bufs[0][..8] == BIG_TOKEN
+                    {
                         let msg = self.big.to_daemon.lock().expect("queue").pop_front();
                         let msg = msg.expect("a queued message for every token");
-                        assert!(msg.len() <= offered, "simulated message larger than the buffer");
+                        assert!(
+                            msg.len() <= offered,
+                            "simulated message larger than the buffer"
+                        );
                         let mut done = 0;
                         for b in bufs.iter_mut() {
                             let n = b.len().min(msg.len() - done);
@@ -118,10 +122,11 @@ impl Channel for SimChannel {
                             break;
                         }
                     }
-                    if let Ok(h) = abi::fuse_in_header::read_from_bytes(&head[..]) {
-                        if filled == 40 && h.opcode == Opcode::FUSE_INIT as u32 {
-                            self.init_unique.store(h.unique, Ordering::Release);
-                        }
+                    if let Ok(h) = abi::fuse_in_header::read_from_bytes(&head[..])
+                        && filled == 40
+                        && h.opcode == Opcode::FUSE_INIT as u32
+                    {
+                        self.init_unique.store(h.unique, Ordering::Release);
                     }
                     return Ok(r_bytes);
                 }
@@ -298,7 +303,11 @@ impl SimKernel {
     pub fn send_vectored(&self, parts: &[&[u8]]) {
         let total: usize = parts.iter().map(|p| p.len()).sum();
         if total > SOCKET_MESSAGE_MAX {
-            self.big.to_daemon.lock().expect("queue").push_back(parts.concat());
+            self.big
+                .to_daemon
+                .lock()
+                .expect("queue")
+                .push_back(parts.concat());
             self.send_vectored(&[BIG_TOKEN]);
             return;
         }
@@ -349,7 +358,10 @@ impl SimKernel {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let ms = left.as_millis().min(i32::MAX as u128) as i32;
-            let mut pfd = [rustix::event::PollFd::new(&self.fd, rustix::event::PollFlags::IN)];
+            let mut pfd = [rustix::event::PollFd::new(
+                &self.fd,
+                rustix::event::PollFlags::IN,
+            )];
             let ts = rustix::time::Timespec {
                 tv_sec: (ms / 1000) as i64,
                 tv_nsec: ((ms % 1000) * 1_000_000) as i64,
@@ -369,7 +381,13 @@ impl SimKernel {
             };
             let big;
             let msg: &[u8] = if n == BIG_TOKEN.len() && &buf[..8] == BIG_TOKEN {
-                big = self.big.to_kernel.lock().expect("queue").pop_front().expect("queued reply");
+                big = self
+                    .big
+                    .to_kernel
+                    .lock()
+                    .expect("queue")
+                    .pop_front()
+                    .expect("queued reply");
                 &big
             } else {
                 &buf[..n]
@@ -377,8 +395,15 @@ impl SimKernel {
             let n = msg.len();
             let (h, rest) = abi::fuse_out_header::read_from_prefix(msg)
                 .unwrap_or_else(|_| panic!("reply of {n} bytes has no header"));
-            assert_eq!(h.len as usize, n, "reply header len must equal the bytes written");
-            assert!(h.error <= 0 && h.error > -4096, "error {} out of range", h.error);
+            assert_eq!(
+                h.len as usize, n,
+                "reply header len must equal the bytes written"
+            );
+            assert!(
+                h.error <= 0 && h.error > -4096,
+                "error {} out of range",
+                h.error
+            );
             return Some(SimReply {
                 unique: h.unique,
                 error: h.error,
@@ -536,12 +561,12 @@ impl Channel for FaultyChannel {
         if self.unmounted.load(Ordering::Acquire) {
             return Err(Errno::NODEV);
         }
-        if let Some(limit) = self.plan.unmount_after_reads {
-            if self.reads.load(Ordering::Relaxed) >= limit {
-                self.unmounted.store(true, Ordering::Release);
-                self.count();
-                return Err(Errno::NODEV);
-            }
+        if let Some(limit) = self.plan.unmount_after_reads
+            && self.reads.load(Ordering::Relaxed) >= limit
+        {
+            self.unmounted.store(true, Ordering::Release);
+            self.count();
+            return Err(Errno::NODEV);
         }
         if self.roll(self.plan.eintr_per_mille) {
             self.count();

@@ -5,6 +5,9 @@
 //! splits the request at the page it cannot pin; these tests use
 //! [`AlignedBuf`].
 
+// Test code: a panic here is a failed test, not a crashed daemon.
+#![allow(clippy::unwrap_used)]
+
 use std::os::unix::fs::FileExt;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -111,7 +114,10 @@ fn sixteen_mib_direct_write_is_one_request_with_max_pages_limit_raised() {
     assert_eq!(stats.largest_write, 16 << 20);
     assert_eq!(stats.largest_read, 16 << 20);
     let exits = m.unmount();
-    assert!(exits.iter().all(|e| *e == Ok(WorkerExit::Unmounted)), "{exits:?}");
+    assert!(
+        exits.iter().all(|e| *e == Ok(WorkerExit::Unmounted)),
+        "{exits:?}"
+    );
 }
 
 #[test]
@@ -120,7 +126,10 @@ fn sixteen_mib_direct_write_is_sixteen_requests_at_the_default_limit() {
     let _shared = KnobLock::shared(&knob_name(MAX_PAGES_LIMIT));
     let limit = std::fs::read_to_string(MAX_PAGES_LIMIT).expect("read limit");
     if limit.trim() != "256" {
-        eprintln!("SKIPPED: max_pages_limit is {} here, not the default 256", limit.trim());
+        eprintln!(
+            "SKIPPED: max_pages_limit is {} here, not the default 256",
+            limit.trim()
+        );
         return;
     }
     let m = Mounted::with_defaults(RecordFs::default());
@@ -128,7 +137,11 @@ fn sixteen_mib_direct_write_is_sixteen_requests_at_the_default_limit() {
     let plan = m.session().plan();
     assert_eq!(plan.max_message_asked, 16 << 20);
     assert_eq!(plan.max_write, 1 << 20);
-    assert!(plan.negotiation().to_string().contains("raise fs.fuse.max_pages_limit to 4096"));
+    assert!(
+        plan.negotiation()
+            .to_string()
+            .contains("raise fs.fuse.max_pages_limit to 4096")
+    );
     let (writes, reads) = sixteen_mib_round_trip(&m);
     assert_eq!(writes, vec![1 << 20; 16], "sixteen 1 MiB WRITEs");
     assert_eq!(reads, vec![1 << 20; 16], "sixteen 1 MiB READs");
@@ -143,6 +156,9 @@ fn workers_end_cleanly_on_unmount_and_return_every_block() {
     let session = m.session().clone();
     let exits = m.unmount();
     assert_eq!(exits.len(), session.plan().workers);
-    assert!(exits.iter().all(|e| *e == Ok(WorkerExit::Unmounted)), "{exits:?}");
+    assert!(
+        exits.iter().all(|e| *e == Ok(WorkerExit::Unmounted)),
+        "{exits:?}"
+    );
     assert_eq!(session.pool_stats().in_use, 0);
 }

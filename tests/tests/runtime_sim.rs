@@ -3,6 +3,9 @@
 //! replies, interrupts, pool exhaustion and injected faults. No privileges
 //! needed.
 
+// Test code: a panic here is a failed test, not a crashed daemon.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -133,7 +136,7 @@ impl Filesystem for TestFs {
         let mut off = op.offset;
         for (i, s) in op.data.slices().enumerate() {
             if i == 0 {
-                seen.first_aligned = s.as_ptr() as usize % block == 0;
+                seen.first_aligned = (s.as_ptr() as usize).is_multiple_of(block);
             }
             seen.slices += 1;
             if s != pattern(off, s.len()) {
@@ -148,7 +151,12 @@ impl Filesystem for TestFs {
     fn readdir(&self, _: &Request, op: ReadDir, mut reply: ReplyDirectory<'_>) -> Replied {
         for i in op.offset as usize..DIR_ENTRIES {
             let name = format!("entry-{i:05}-{}", "x".repeat(i % 13));
-            if !reply.add(10 + i as u64, i as u64 + 1, FileType::RegularFile, name.as_bytes()) {
+            if !reply.add(
+                10 + i as u64,
+                i as u64 + 1,
+                FileType::RegularFile,
+                name.as_bytes(),
+            ) {
                 break;
             }
         }
@@ -210,7 +218,11 @@ impl Served {
 
     fn stop(self) -> (Session<TestFs>, Vec<Result<WorkerExit, Errno>>) {
         self.kernel.hang_up();
-        let exits = self.workers.into_iter().map(|h| h.join().unwrap()).collect();
+        let exits = self
+            .workers
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
         (self.session, exits)
     }
 }
@@ -267,7 +279,11 @@ fn an_old_kernel_is_served_at_its_version() {
     assert_eq!((out.major, out.minor), (7, 45));
     assert_eq!(u64::from(out.flags), offered);
     assert_eq!(s.session.conn().unwrap().minor, 28);
-    let u = s.kernel.request(Opcode::FUSE_GETATTR, 1, &[abi::fuse_getattr_in::default().as_bytes()]);
+    let u = s.kernel.request(
+        Opcode::FUSE_GETATTR,
+        1,
+        &[abi::fuse_getattr_in::default().as_bytes()],
+    );
     assert_eq!(s.kernel.expect_reply(u).error, 0);
     s.stop();
 }
@@ -280,7 +296,9 @@ fn a_kernel_older_than_7_26_is_refused_with_eproto() {
         minor: 25,
         ..Default::default()
     };
-    let u = s.kernel.request(Opcode::FUSE_INIT, 0, &[&arg.as_bytes()[..16]]);
+    let u = s
+        .kernel
+        .request(Opcode::FUSE_INIT, 0, &[&arg.as_bytes()[..16]]);
     assert_eq!(s.kernel.expect_reply(u).errno(), Some(Errno::PROTO));
     let (_, exits) = s.stop();
     assert_eq!(exits, vec![Ok(WorkerExit::Refused)]);
@@ -314,7 +332,11 @@ fn entry_attr_and_statfs_replies_are_byte_exact() {
     assert_eq!(r.payload, expected.as_bytes());
     assert_eq!(r.parse::<abi::fuse_entry_out>().attr.mtimensec, 2);
 
-    let u = s.kernel.request(Opcode::FUSE_GETATTR, 2, &[abi::fuse_getattr_in::default().as_bytes()]);
+    let u = s.kernel.request(
+        Opcode::FUSE_GETATTR,
+        2,
+        &[abi::fuse_getattr_in::default().as_bytes()],
+    );
     let r = s.kernel.expect_reply(u);
     let expected = abi::fuse_attr_out {
         attr_valid: 1,
@@ -349,10 +371,25 @@ fn names_that_straddle_the_head_and_the_first_block_arrive_whole() {
 #[test]
 fn forget_and_batch_forget_reach_the_filesystem_without_replies() {
     let mut s = served();
-    s.kernel.request(Opcode::FUSE_FORGET, 2, &[abi::fuse_forget_in { nlookup: 3 }.as_bytes()]);
-    let mut batch = abi::fuse_batch_forget_in { count: 100, dummy: 0 }.as_bytes().to_vec();
+    s.kernel.request(
+        Opcode::FUSE_FORGET,
+        2,
+        &[abi::fuse_forget_in { nlookup: 3 }.as_bytes()],
+    );
+    let mut batch = abi::fuse_batch_forget_in {
+        count: 100,
+        dummy: 0,
+    }
+    .as_bytes()
+    .to_vec();
     for i in 0..100u64 {
-        batch.extend_from_slice(abi::fuse_forget_one { nodeid: 10 + i, nlookup: 1 }.as_bytes());
+        batch.extend_from_slice(
+            abi::fuse_forget_one {
+                nodeid: 10 + i,
+                nlookup: 1,
+            }
+            .as_bytes(),
+        );
     }
     s.kernel.request(Opcode::FUSE_BATCH_FORGET, 0, &[&batch]);
     // A request after them: its reply must be the next one seen.
@@ -379,9 +416,16 @@ fn reads_zero_copy_and_filled_carry_exactly_the_data() {
     assert_eq!(r.error, 0);
     assert_eq!(r.payload, pattern(12345, 100_000));
 
-    s.session.filesystem().fill_reads.store(1, Ordering::Relaxed);
+    s.session
+        .filesystem()
+        .fill_reads
+        .store(1, Ordering::Relaxed);
     let r = read(&mut s.kernel, 777, 1 << 20);
-    assert_eq!(r.payload, pattern(777, 1 << 19), "a short fill carries only what was written");
+    assert_eq!(
+        r.payload,
+        pattern(777, 1 << 19),
+        "a short fill carries only what was written"
+    );
     let (session, _) = s.stop();
     let stats = session.stats();
     assert_eq!(stats.largest_read, 1 << 19);
@@ -401,7 +445,9 @@ fn sixteen_mib_write_arrives_block_aligned_across_eight_blocks() {
         size: 16 << 20,
         ..Default::default()
     };
-    let u = s.kernel.request(Opcode::FUSE_WRITE, FILE, &[arg.as_bytes(), &data]);
+    let u = s
+        .kernel
+        .request(Opcode::FUSE_WRITE, FILE, &[arg.as_bytes(), &data]);
     let r = s.kernel.expect_reply(u);
     assert_eq!(r.parse::<abi::fuse_write_out>().size, 16 << 20);
     let seen = s.session.filesystem().writes.lock().unwrap().clone();
@@ -450,7 +496,9 @@ fn readdir_records_are_aligned_padded_with_zeros_and_resume_at_offsets() {
             let name = &rest[..d.namelen as usize];
             let rec = abi::fuse_rec_align(24 + d.namelen as usize);
             assert!(
-                r.payload[at + 24 + d.namelen as usize..at + rec].iter().all(|&b| b == 0),
+                r.payload[at + 24 + d.namelen as usize..at + rec]
+                    .iter()
+                    .all(|&b| b == 0),
                 "padding must be zeros"
             );
             assert_eq!(d.r#type, FileType::RegularFile.dirent_type());
@@ -474,18 +522,48 @@ fn xattr_replies_answer_length_queries_and_erange() {
     };
     let r = get(&mut s.kernel, b"user.big", 0);
     assert_eq!(r.parse::<abi::fuse_getxattr_out>().size, 3000);
-    assert_eq!(get(&mut s.kernel, b"user.big", 2999).errno(), Some(Errno::RANGE));
-    assert_eq!(get(&mut s.kernel, b"user.big", 3000).payload, vec![0xAB; 3000]);
-    assert_eq!(get(&mut s.kernel, b"user.none", 10).errno(), Some(Errno::NODATA));
+    assert_eq!(
+        get(&mut s.kernel, b"user.big", 2999).errno(),
+        Some(Errno::RANGE)
+    );
+    assert_eq!(
+        get(&mut s.kernel, b"user.big", 3000).payload,
+        vec![0xAB; 3000]
+    );
+    assert_eq!(
+        get(&mut s.kernel, b"user.none", 10).errno(),
+        Some(Errno::NODATA)
+    );
 
-    let arg = abi::fuse_getxattr_in { size: 0, padding: 0 };
-    let u = s.kernel.request(Opcode::FUSE_LISTXATTR, FILE, &[arg.as_bytes()]);
-    assert_eq!(s.kernel.expect_reply(u).parse::<abi::fuse_getxattr_out>().size, 20);
-    let arg = abi::fuse_getxattr_in { size: 100, padding: 0 };
-    let u = s.kernel.request(Opcode::FUSE_LISTXATTR, FILE, &[arg.as_bytes()]);
+    let arg = abi::fuse_getxattr_in {
+        size: 0,
+        padding: 0,
+    };
+    let u = s
+        .kernel
+        .request(Opcode::FUSE_LISTXATTR, FILE, &[arg.as_bytes()]);
+    assert_eq!(
+        s.kernel
+            .expect_reply(u)
+            .parse::<abi::fuse_getxattr_out>()
+            .size,
+        20
+    );
+    let arg = abi::fuse_getxattr_in {
+        size: 100,
+        padding: 0,
+    };
+    let u = s
+        .kernel
+        .request(Opcode::FUSE_LISTXATTR, FILE, &[arg.as_bytes()]);
     assert_eq!(s.kernel.expect_reply(u).payload, b"user.big\0user.small\0");
-    let arg = abi::fuse_getxattr_in { size: 5, padding: 0 };
-    let u = s.kernel.request(Opcode::FUSE_LISTXATTR, FILE, &[arg.as_bytes()]);
+    let arg = abi::fuse_getxattr_in {
+        size: 5,
+        padding: 0,
+    };
+    let u = s
+        .kernel
+        .request(Opcode::FUSE_LISTXATTR, FILE, &[arg.as_bytes()]);
     assert_eq!(s.kernel.expect_reply(u).errno(), Some(Errno::RANGE));
     s.stop();
 }
@@ -497,9 +575,17 @@ fn unknown_and_unsupported_opcodes_get_enosys_and_serving_goes_on() {
         let mut h = s.kernel.header(Opcode::FUSE_LOOKUP, 1, 0);
         h.opcode = opcode;
         s.kernel.send_raw(h.as_bytes());
-        assert_eq!(s.kernel.expect_reply(h.unique).errno(), Some(Errno::NOSYS), "{opcode}");
+        assert_eq!(
+            s.kernel.expect_reply(h.unique).errno(),
+            Some(Errno::NOSYS),
+            "{opcode}"
+        );
     }
-    let u = s.kernel.request(Opcode::FUSE_GETLK, FILE, &[abi::fuse_lk_in::default().as_bytes()]);
+    let u = s.kernel.request(
+        Opcode::FUSE_GETLK,
+        FILE,
+        &[abi::fuse_lk_in::default().as_bytes()],
+    );
     assert_eq!(s.kernel.expect_reply(u).errno(), Some(Errno::NOSYS));
     let u = s.kernel.request(Opcode::FUSE_LOOKUP, 1, &[&cstr(b"file")]);
     assert_eq!(s.kernel.expect_reply(u).error, 0);
@@ -517,21 +603,44 @@ fn malformed_messages_are_answered_with_the_right_errno() {
         // len says more than was sent.
         let mut h = k.header(Opcode::FUSE_LOOKUP, 1, 5);
         h.len += 10;
-        v.push(("len lies", [h.as_bytes(), b"file\0"].concat(), Some(Errno::IO)));
+        v.push((
+            "len lies",
+            [h.as_bytes(), b"file\0"].concat(),
+            Some(Errno::IO),
+        ));
         // Missing NUL.
         let h = k.header(Opcode::FUSE_LOOKUP, 1, 4);
-        v.push(("no NUL", [h.as_bytes(), b"file"].concat(), Some(Errno::INVAL)));
+        v.push((
+            "no NUL",
+            [h.as_bytes(), b"file"].concat(),
+            Some(Errno::INVAL),
+        ));
         // Name of 256 bytes.
         let name = cstr(&[b'a'; 256]);
         let h = k.header(Opcode::FUSE_LOOKUP, 1, name.len());
-        v.push(("long name", [h.as_bytes(), &name].concat(), Some(Errno::NAMETOOLONG)));
+        v.push((
+            "long name",
+            [h.as_bytes(), &name].concat(),
+            Some(Errno::NAMETOOLONG),
+        ));
         // A name with a slash.
         let h = k.header(Opcode::FUSE_MKDIR, 1, 8 + 4);
-        let m = abi::fuse_mkdir_in { mode: 0o755, umask: 0 };
-        v.push(("slash", [h.as_bytes(), m.as_bytes(), b"a/b\0"].concat(), Some(Errno::INVAL)));
+        let m = abi::fuse_mkdir_in {
+            mode: 0o755,
+            umask: 0,
+        };
+        v.push((
+            "slash",
+            [h.as_bytes(), m.as_bytes(), b"a/b\0"].concat(),
+            Some(Errno::INVAL),
+        ));
         // Arguments shorter than the struct.
         let h = k.header(Opcode::FUSE_READ, FILE, 8);
-        v.push(("short args", [h.as_bytes(), &[0u8; 8][..]].concat(), Some(Errno::INVAL)));
+        v.push((
+            "short args",
+            [h.as_bytes(), &[0u8; 8][..]].concat(),
+            Some(Errno::INVAL),
+        ));
         // offset + size overflows.
         let r = abi::fuse_read_in {
             offset: u64::MAX - 10,
@@ -539,32 +648,56 @@ fn malformed_messages_are_answered_with_the_right_errno() {
             ..Default::default()
         };
         let h = k.header(Opcode::FUSE_READ, FILE, 40);
-        v.push(("read overflow", [h.as_bytes(), r.as_bytes()].concat(), Some(Errno::INVAL)));
+        v.push((
+            "read overflow",
+            [h.as_bytes(), r.as_bytes()].concat(),
+            Some(Errno::INVAL),
+        ));
         let w = abi::fuse_write_in {
             offset: i64::MAX as u64,
             size: 4,
             ..Default::default()
         };
         let h = k.header(Opcode::FUSE_WRITE, FILE, 44);
-        v.push(("write overflow", [h.as_bytes(), w.as_bytes(), b"abcd"].concat(), Some(Errno::FBIG)));
+        v.push((
+            "write overflow",
+            [h.as_bytes(), w.as_bytes(), b"abcd"].concat(),
+            Some(Errno::FBIG),
+        ));
         // WRITE size disagrees with its payload.
         let w = abi::fuse_write_in {
             size: 10,
             ..Default::default()
         };
         let h = k.header(Opcode::FUSE_WRITE, FILE, 44);
-        v.push(("write size", [h.as_bytes(), w.as_bytes(), b"abcd"].concat(), Some(Errno::INVAL)));
+        v.push((
+            "write size",
+            [h.as_bytes(), w.as_bytes(), b"abcd"].concat(),
+            Some(Errno::INVAL),
+        ));
         // Trailing bytes after a fixed struct.
         let h = k.header(Opcode::FUSE_GETATTR, FILE, 24);
-        v.push(("trailing", [h.as_bytes(), &[0u8; 24][..]].concat(), Some(Errno::INVAL)));
+        v.push((
+            "trailing",
+            [h.as_bytes(), &[0u8; 24][..]].concat(),
+            Some(Errno::INVAL),
+        ));
         // Extension length reaching past the message.
         let mut h = k.header(Opcode::FUSE_GETATTR, FILE, 16);
         h.total_extlen = 100;
-        v.push(("extlen", [h.as_bytes(), &[0u8; 16][..]].concat(), Some(Errno::INVAL)));
+        v.push((
+            "extlen",
+            [h.as_bytes(), &[0u8; 16][..]].concat(),
+            Some(Errno::INVAL),
+        ));
         // BATCH_FORGET count lies: no reply (forgets are never answered).
         let h = k.header(Opcode::FUSE_BATCH_FORGET, 0, 8 + 16);
         let b = abi::fuse_batch_forget_in { count: 5, dummy: 0 };
-        v.push(("forget count", [h.as_bytes(), b.as_bytes(), &[0u8; 16][..]].concat(), None));
+        v.push((
+            "forget count",
+            [h.as_bytes(), b.as_bytes(), &[0u8; 16][..]].concat(),
+            None,
+        ));
         // A second INIT.
         let h = k.header(Opcode::FUSE_INIT, 0, 64);
         let i = abi::fuse_init_in {
@@ -572,12 +705,23 @@ fn malformed_messages_are_answered_with_the_right_errno() {
             minor: 45,
             ..Default::default()
         };
-        v.push(("second INIT", [h.as_bytes(), i.as_bytes()].concat(), Some(Errno::IO)));
+        v.push((
+            "second INIT",
+            [h.as_bytes(), i.as_bytes()].concat(),
+            Some(Errno::IO),
+        ));
         // A bad xattr name (too long): ERANGE as the VFS gives.
         let name = cstr(&[b'x'; 300]);
         let h = k.header(Opcode::FUSE_GETXATTR, FILE, 8 + name.len());
-        let g = abi::fuse_getxattr_in { size: 0, padding: 0 };
-        v.push(("xattr name", [h.as_bytes(), g.as_bytes(), &name].concat(), Some(Errno::RANGE)));
+        let g = abi::fuse_getxattr_in {
+            size: 0,
+            padding: 0,
+        };
+        v.push((
+            "xattr name",
+            [h.as_bytes(), g.as_bytes(), &name].concat(),
+            Some(Errno::RANGE),
+        ));
         // Bad nanoseconds in SETATTR.
         let a = abi::fuse_setattr_in {
             valid: abi::FATTR_MTIME,
@@ -585,17 +729,23 @@ fn malformed_messages_are_answered_with_the_right_errno() {
             ..Default::default()
         };
         let h = k.header(Opcode::FUSE_SETATTR, FILE, 88);
-        v.push(("nanos", [h.as_bytes(), a.as_bytes()].concat(), Some(Errno::INVAL)));
+        v.push((
+            "nanos",
+            [h.as_bytes(), a.as_bytes()].concat(),
+            Some(Errno::INVAL),
+        ));
         v
     };
     let mut expected_malformed = 0;
     for (what, bytes, errno) in cases {
-        let unique = abi::fuse_in_header::read_from_prefix(&bytes).unwrap().0.unique;
+        let unique = abi::fuse_in_header::read_from_prefix(&bytes)
+            .unwrap()
+            .0
+            .unique;
         k.send_raw(&bytes);
         expected_malformed += 1;
-        match errno {
-            Some(e) => assert_eq!(k.expect_reply(unique).errno(), Some(e), "{what}"),
-            None => {}
+        if let Some(e) = errno {
+            assert_eq!(k.expect_reply(unique).errno(), Some(e), "{what}")
         }
         // The session keeps serving the next valid request.
         let u = k.request(Opcode::FUSE_LOOKUP, 1, &[&cstr(b"file")]);
@@ -627,7 +777,10 @@ fn interrupt_reaches_a_deferred_request_and_the_caller_sees_eintr() {
     assert_eq!(s.session.deferred_outstanding(), 1);
     s.kernel.interrupt(u);
     assert_eq!(s.kernel.expect_reply(u).errno(), Some(Errno::INTR));
-    assert_eq!(*s.session.filesystem().interrupts.lock().unwrap(), vec![RequestId(u)]);
+    assert_eq!(
+        *s.session.filesystem().interrupts.lock().unwrap(),
+        vec![RequestId(u)]
+    );
     assert_eq!(s.session.deferred_outstanding(), 0);
     let (session, _) = s.stop();
     assert_eq!(session.stats().interrupts_delivered, 1);
@@ -656,7 +809,10 @@ fn pool_exhaustion_answers_eagain_at_once_and_loses_nothing() {
     ];
     // Two workers take them in any order; whichever comes third finds no
     // blocks and is answered EAGAIN, at once.
-    let refused = s.kernel.next_reply(Duration::from_secs(10)).expect("an EAGAIN");
+    let refused = s
+        .kernel
+        .next_reply(Duration::from_secs(10))
+        .expect("an EAGAIN");
     assert_eq!(refused.errno(), Some(Errno::AGAIN));
     assert!(sent.contains(&refused.unique));
     assert_eq!(s.session.pool_stats().in_use, receive_blocks + 2);
@@ -681,7 +837,14 @@ fn pool_exhaustion_answers_eagain_at_once_and_loses_nothing() {
     assert_eq!(s.session.pool_stats().in_use, receive_blocks);
     let d = read(&mut s.kernel, SLOW, 1 << 20);
     s.kernel.expect_silence(Duration::from_millis(50));
-    let deferred = s.session.filesystem().deferred.lock().unwrap().pop().unwrap();
+    let deferred = s
+        .session
+        .filesystem()
+        .deferred
+        .lock()
+        .unwrap()
+        .pop()
+        .unwrap();
     let _ = deferred.data(b"late");
     assert_eq!(s.kernel.expect_reply(d).payload, b"late");
     let (session, _) = s.stop();
@@ -715,7 +878,10 @@ fn unmount_ends_every_worker_and_every_block_comes_back() {
     }
     let (session, exits) = s.stop();
     assert_eq!(exits.len(), 4);
-    assert!(exits.iter().all(|e| *e == Ok(WorkerExit::Unmounted)), "{exits:?}");
+    assert!(
+        exits.iter().all(|e| *e == Ok(WorkerExit::Unmounted)),
+        "{exits:?}"
+    );
     // Workers dropped: their receive buffers are back in the pool.
     assert_eq!(session.pool_stats().in_use, 0);
     assert!(session.pool_stats().high_water >= session.plan().receive_blocks);
@@ -732,7 +898,10 @@ fn many_workers_answer_concurrent_requests() {
             size: 1000,
             ..Default::default()
         };
-        ids.push((i, s.kernel.request(Opcode::FUSE_READ, FILE, &[arg.as_bytes()])));
+        ids.push((
+            i,
+            s.kernel.request(Opcode::FUSE_READ, FILE, &[arg.as_bytes()]),
+        ));
     }
     for (i, u) in ids {
         assert_eq!(s.kernel.expect_reply(u).payload, pattern(i * 100, 1000));
@@ -783,14 +952,19 @@ fn injected_faults_are_survived_and_replay_from_their_seed() {
                 size: 64,
                 ..Default::default()
             };
-            ids.insert(s.kernel.request(Opcode::FUSE_READ, FILE, &[arg.as_bytes()]), i);
+            ids.insert(
+                s.kernel.request(Opcode::FUSE_READ, FILE, &[arg.as_bytes()]),
+                i,
+            );
             sent += 1;
         }
         while !ids.is_empty() {
             let Some(r) = s.kernel.next_reply(Duration::from_millis(300)) else {
                 break;
             };
-            let i = ids.remove(&r.unique).expect("a reply to a request in flight");
+            let i = ids
+                .remove(&r.unique)
+                .expect("a reply to a request in flight");
             answered += 1;
             match r.errno() {
                 None => assert_eq!(r.payload, pattern(i, 64)),
@@ -809,7 +983,10 @@ fn injected_faults_are_survived_and_replay_from_their_seed() {
         stats.malformed,
         stats.replies_to_interrupted
     );
-    assert!(exits.iter().all(|e| *e == Ok(WorkerExit::Unmounted)), "{exits:?}");
+    assert!(
+        exits.iter().all(|e| *e == Ok(WorkerExit::Unmounted)),
+        "{exits:?}"
+    );
     assert!(injected.load(Ordering::Relaxed) > 100);
     assert!(errors > 0 && stats.malformed >= errors);
     // Faults cost a fraction of the replies, never the session.
