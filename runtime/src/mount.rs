@@ -5,7 +5,7 @@
 //! data, as the kernel's `fuse_parse_param` expects. Without it, the `std`
 //! feature runs `fusermount3`, which mounts for us and passes the fd back
 //! over a unix socket (`SCM_RIGHTS`); [`mount`] tries `mount(2)` first and
-//! falls back on `EPERM`, as libfuse does.
+//! falls back when it, or opening `/dev/fuse`, is refused, as libfuse does.
 //!
 //! [`MountpointGuard`] keeps two daemons from mounting the same directory:
 //! it refuses a directory that already is a mount point and holds an
@@ -262,8 +262,10 @@ pub fn mount(
 ) -> Result<(OwnedFd, MountMethod), MountError> {
     match mount_syscall(mountpoint, options) {
         Ok(fd) => Ok((fd, MountMethod::Syscall)),
+        // Not privileged enough to mount, or to open /dev/fuse (some
+        // systems keep it 0600): fusermount3 is setuid root and can.
         #[cfg(feature = "std")]
-        Err(MountError::Mount(Errno::PERM)) => {
+        Err(MountError::Mount(Errno::PERM) | MountError::OpenDevice(Errno::ACCESS | Errno::PERM)) => {
             let path = std::path::Path::new(
                 <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(
                     mountpoint.to_bytes(),
