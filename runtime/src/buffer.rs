@@ -163,6 +163,17 @@ impl RecvBuffer {
         }
     }
 
+    /// Fills the head and every block with `byte` (a diagnostic: see
+    /// `Session::fill_unused_memory`).
+    pub(crate) fn fill(&mut self, pool: &BlockPool, byte: u8) {
+        self.head.fill(byte);
+        for &index in self.blocks.iter() {
+            // SAFETY: held by `self` (module invariant), which is borrowed
+            // mutably; the slice is dropped before the next one is made.
+            unsafe { block_mut(pool, index) }.fill(byte);
+        }
+    }
+
     /// Returns the blocks to the pool.
     pub(crate) fn release(mut self, pool: &BlockPool) {
         // SAFETY: the buffer holds its blocks and is consumed here.

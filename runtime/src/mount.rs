@@ -265,7 +265,9 @@ pub fn mount(
         // Not privileged enough to mount, or to open /dev/fuse (some
         // systems keep it 0600): fusermount3 is setuid root and can.
         #[cfg(feature = "std")]
-        Err(MountError::Mount(Errno::PERM) | MountError::OpenDevice(Errno::ACCESS | Errno::PERM)) => {
+        Err(
+            MountError::Mount(Errno::PERM) | MountError::OpenDevice(Errno::ACCESS | Errno::PERM),
+        ) => {
             let path = std::path::Path::new(
                 <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(
                     mountpoint.to_bytes(),

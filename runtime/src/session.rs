@@ -311,6 +311,30 @@ impl<F: Filesystem> Session<F> {
         self.core.pool.stats()
     }
 
+    /// Fills all memory that holds no live message — every free pool block
+    /// and the receive buffers not yet handed to a worker — with `byte`.
+    ///
+    /// A diagnostic for the proof that no reply carries bytes its request
+    /// did not produce: fill with a canary before [`workers`](Self::workers),
+    /// then look for the canary in replies. It takes every free block for a
+    /// moment, so it raises the pool's high-water mark to the total; never
+    /// call it on a serving session.
+    pub fn fill_unused_memory(&self, byte: u8) {
+        for buffer in self.core.buffers.lock().iter_mut().flatten() {
+            buffer.fill(&self.core.pool, byte);
+        }
+        let stats = self.core.pool.stats();
+        if let Ok(free) = self
+            .core
+            .pool
+            .acquire_many(stats.blocks_total - stats.in_use)
+        {
+            for mut block in free {
+                block.as_mut_slice().fill(byte);
+            }
+        }
+    }
+
     /// Deferred replies outstanding now.
     pub fn deferred_outstanding(&self) -> usize {
         self.core

@@ -20,6 +20,7 @@ use slabfuse::mount::{MountMethod, MountOptions};
 use slabfuse::{Config, DevFuse, Filesystem, Session, WorkerExit};
 
 pub mod sim;
+pub mod testfs;
 
 /// Why a privileged test cannot run here, or `None` when it can.
 pub fn privileged_skip_reason() -> Option<String> {

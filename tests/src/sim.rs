@@ -36,6 +36,34 @@ use zerocopy::{FromBytes, IntoBytes};
 
 use crate::Rng;
 
+thread_local! {
+    /// Set while a thread runs the simulated kernel's side of a channel
+    /// call: allocation-counting proofs exclude those allocations, which
+    /// stand for the kernel's own work.
+    static IN_KERNEL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is inside the simulated kernel right now.
+pub fn in_kernel() -> bool {
+    IN_KERNEL.try_with(|k| k.get()).unwrap_or(true)
+}
+
+/// Marks the current thread as running kernel code until dropped.
+struct KernelSection;
+
+impl KernelSection {
+    fn enter() -> KernelSection {
+        IN_KERNEL.with(|k| k.set(true));
+        KernelSection
+    }
+}
+
+impl Drop for KernelSection {
+    fn drop(&mut self) {
+        IN_KERNEL.with(|k| k.set(false));
+    }
+}
+
 /// Largest message sent through the socket itself; larger ones go through
 /// the shared queue.
 pub const SOCKET_MESSAGE_MAX: usize = 1 << 20;
@@ -74,6 +102,7 @@ impl SimChannel {
 
 impl Channel for SimChannel {
     fn receive(&self, bufs: &mut [IoSliceMut<'_>]) -> Result<usize, Errno> {
+        let _kernel = KernelSection::enter();
         let offered: usize = bufs.iter().map(|b| b.len()).sum();
         if offered < self.min_read() {
             self.short_reads.fetch_add(1, Ordering::Relaxed);
@@ -139,6 +168,7 @@ impl Channel for SimChannel {
     }
 
     fn send(&self, bufs: &[IoSlice<'_>]) -> Result<usize, Errno> {
+        let _kernel = KernelSection::enter();
         // Learn max_write from the INIT reply, as the kernel does.
         let mut head = [0u8; 16 + 24];
         let mut filled = 0;
