@@ -186,6 +186,8 @@ pub fn force_unmount(path: &Path) {
 pub struct Mounted<F: Filesystem + 'static> {
     dir: TempDir,
     mountpoint: PathBuf,
+    /// The connection's number under `/sys/fs/fuse/connections`.
+    connection: u32,
     session: Session<F>,
     workers: Vec<JoinHandle<Result<WorkerExit, slabfuse::Errno>>>,
 }
@@ -219,9 +221,17 @@ impl<F: Filesystem + 'static> Mounted<F> {
                     .expect("spawn worker")
             })
             .collect();
+        let connection = match std::fs::metadata(&mountpoint) {
+            Ok(md) => {
+                use std::os::unix::fs::MetadataExt;
+                rustix::fs::minor(md.dev())
+            }
+            Err(_) => 0,
+        };
         let m = Mounted {
             dir,
             mountpoint,
+            connection,
             session,
             workers,
         };
@@ -277,6 +287,19 @@ impl<F: Filesystem + 'static> Mounted<F> {
         if let Ok(c) = CString::new(self.mountpoint.as_os_str().as_encoded_bytes()) {
             let _ = slabfuse::mount::unmount(&c, MountMethod::Syscall, true);
         }
+        // Workers end when the connection goes away, i.e. when the last
+        // file on the (lazily unmounted) filesystem closes. A failed test
+        // can leave a client blocked on a request nobody will answer; then
+        // abort the connection, or this process could never exit.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.workers.iter().any(|h| !h.is_finished()) {
+            if Instant::now() > deadline {
+                eprintln!("workers still serving 10 s after unmount: aborting the connection");
+                abort_connection(self.connection);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let mut exits = Vec::new();
         for h in self.workers.drain(..) {
             match h.join() {
@@ -285,6 +308,33 @@ impl<F: Filesystem + 'static> Mounted<F> {
             }
         }
         exits
+    }
+}
+
+/// Aborts FUSE connection `id` through fusectl (mounting fusectl for the
+/// moment if needed): every request fails, every reader sees ENODEV.
+pub fn abort_connection(id: u32) {
+    let dir = Path::new("/sys/fs/fuse/connections");
+    let mounted_here = if dir.join(id.to_string()).exists() {
+        false
+    } else {
+        rustix::mount::mount(
+            c"none",
+            c"/sys/fs/fuse/connections",
+            c"fusectl",
+            rustix::mount::MountFlags::empty(),
+            None,
+        )
+        .is_ok()
+    };
+    if let Err(e) = std::fs::write(dir.join(id.to_string()).join("abort"), "1") {
+        eprintln!("could not abort FUSE connection {id}: {e}");
+    }
+    if mounted_here {
+        let _ = rustix::mount::unmount(
+            c"/sys/fs/fuse/connections",
+            rustix::mount::UnmountFlags::DETACH,
+        );
     }
 }
 

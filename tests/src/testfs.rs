@@ -50,6 +50,8 @@ pub struct StaticFs {
     pub interrupts: AtomicU64,
     /// Lookups minus forgets.
     pub lookups: AtomicU64,
+    /// INIT flags to ask for instead of the default set (0 = default).
+    pub init_flags_override: AtomicU64,
 }
 
 impl Default for StaticFs {
@@ -61,6 +63,7 @@ impl Default for StaticFs {
             write_bytes: AtomicU64::new(0),
             interrupts: AtomicU64::new(0),
             lookups: AtomicU64::new(0),
+            init_flags_override: AtomicU64::new(0),
         }
     }
 }
@@ -160,7 +163,10 @@ impl StaticFs {
 
 impl Filesystem for StaticFs {
     fn init_flags(&self) -> u64 {
-        init::DEFAULT_INIT_FLAGS | init::READDIRPLUS | abi::FUSE_ATOMIC_O_TRUNC
+        match self.init_flags_override.load(Ordering::Relaxed) {
+            0 => init::DEFAULT_INIT_FLAGS | init::READDIRPLUS | abi::FUSE_ATOMIC_O_TRUNC,
+            flags => flags,
+        }
     }
 
     fn interrupt(&self, _: &Request, op: Interrupt) {
