@@ -61,14 +61,15 @@ extern "C" fn ignore_signal(_: libc::c_int) {}
 /// Installs a SIGUSR1 handler without `SA_RESTART`, so a blocked read sees
 /// the signal (and the kernel sends FUSE_INTERRUPT).
 fn install_sigusr1() {
-    // SAFETY: `sigaction` with a zeroed struct, an empty mask and a handler
-    // that does nothing is a valid, async-signal-safe installation.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = ignore_signal as *const () as usize;
-        libc::sigemptyset(&mut sa.sa_mask);
-        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
-    }
+    // SAFETY: all-zero is a valid `sigaction` (no flags, no handler yet).
+    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+    sa.sa_sigaction = ignore_signal as *const () as usize;
+    // SAFETY: `sa_mask` is a valid sigset_t owned by `sa`.
+    unsafe { libc::sigemptyset(&mut sa.sa_mask) };
+    // SAFETY: installs a handler that does nothing, which is
+    // async-signal-safe; no old action is asked for.
+    let rc = unsafe { libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()) };
+    assert_eq!(rc, 0);
 }
 
 /// A thread that reads `len` bytes of `path` with O_DIRECT; sends back its
