@@ -32,6 +32,12 @@ run *ARGS:
     mkdir -p mnt
     ./target/release/slabfuse-memfs -f {{ARGS}} mnt
 
-# Benchmarks: pool microbenchmarks (more in later issues).
+# Benchmarks: microbenchmarks of the pool and the runtime's hot path.
 bench *ARGS:
     cargo bench -p slabfuse-pool --bench pool {{ARGS}}
+    cargo bench -p slabfuse --bench hot_path {{ARGS}}
+
+# Fuzz the message parser for SECONDS with cargo fuzz (nightly).
+fuzz SECONDS="60":
+    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+    cd tests/fuzz && cargo +nightly fuzz run parse -- -max_total_time={{SECONDS}}
