@@ -1,9 +1,9 @@
 //! Receive buffers and reply destinations made of pool blocks.
 //!
-//! A worker's [`RecvBuffer`] is an 80-byte head followed by the blocks it
+//! A worker's `RecvBuffer` is an 80-byte head followed by the blocks it
 //! took from the pool at start-up. `readv` fills the head first, so a WRITE's
 //! header and `fuse_write_in` end exactly at the head's end and its payload
-//! starts at the first byte of a block. After a read, [`RecvBuffer::split`]
+//! starts at the first byte of a block. After a read, `RecvBuffer::split`
 //! cuts the buffer into the message (shared slices) and the space after it
 //! ([`Dest`], exclusive), where replies that need room (READ into worker
 //! memory, READDIR, GETXATTR) are built.
@@ -11,7 +11,7 @@
 //! # Safety
 //!
 //! This is one of the two files of the runtime with `unsafe` code. The pool
-//! hands out blocks as [`Block`] handles; a buffer keeps them as raw
+//! hands out blocks as [`slabfuse_pool::Block`] handles; a buffer keeps them as raw
 //! [`BlockIndex`]es (so that it does not borrow the pool it sits next to) and
 //! turns an index back into a slice only here. The invariant that makes this
 //! sound: **an index held by a `RecvBuffer` or a [`Dest`] was obtained with
