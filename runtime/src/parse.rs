@@ -739,6 +739,10 @@ where
         }
         FUSE_TMPFILE => {
             let a: abi::fuse_create_in = c.read()?;
+            // The kernel sends the unnamed dentry's name ("/") after the
+            // struct (`fuse_create_open` has two in-args for TMPFILE too);
+            // it names nothing, so it is skipped, not checked as a name.
+            let _ = c.rest()?;
             Operation::TmpFile(TmpFile {
                 parent: node,
                 mode: a.mode,

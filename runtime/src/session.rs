@@ -639,13 +639,18 @@ fn handle_init<F: Filesystem>(
             c.initialized.store(true, Release);
             let bytes = out.as_bytes();
             let _ = rc.send_init(&bytes[..len.min(bytes.len())]);
+            crate::log_info!("INIT agreed: {}", conn);
             Ok(None)
         }
         InitReply::RetryWithOurMajor { out } => {
             let _ = rc.send_init(&out.as_bytes()[..abi::FUSE_COMPAT_INIT_OUT_SIZE]);
             Ok(None)
         }
-        InitReply::Refused { errno, .. } => {
+        InitReply::Refused { errno, reason } => {
+            // The reason is for the log only (nothing without `defmt`).
+            #[cfg(not(feature = "defmt"))]
+            let _ = reason;
+            crate::log_warn!("INIT refused: {}", reason);
             let _ = ReplyEmpty::new(rc).error(errno);
             Ok(Some(WorkerExit::Refused))
         }

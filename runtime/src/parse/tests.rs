@@ -329,3 +329,29 @@ fn random_and_mutated_messages_never_panic() {
     }
     assert!(parsed > 1000, "the sweep must reach the parsers ({parsed})");
 }
+
+#[rustfmt::skip]
+const TMPFILE_SLASH: [u8; 58] = [
+    58, 0, 0, 0,            // len = 58
+    51, 0, 0, 0,            // opcode = FUSE_TMPFILE
+    0x12, 0, 0, 0, 0, 0, 0, 0, // unique = 18
+    1, 0, 0, 0, 0, 0, 0, 0, // nodeid = 1 (root)
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // uid, gid, pid
+    0, 0, 0, 0,             // total_extlen, padding
+    2, 0, 0x41, 0,          // flags = O_RDWR | O_TMPFILE (0x410002)
+    0x80, 0x81, 0, 0,       // mode = 0o100600
+    0x12, 0, 0, 0,          // umask = 0o022
+    0, 0, 0, 0,             // open_flags
+    b'/', 0,                // the unnamed dentry's name, "/\0"
+];
+
+#[test]
+fn tmpfile_with_the_kernels_slash_name_parses() {
+    let segs = segments(&TMPFILE_SLASH, 4096);
+    let mut scratch = [0u8; NAME_SCRATCH_BYTES];
+    let (_, op) = parse_with(&segs, TMPFILE_SLASH.len(), &mut scratch).unwrap();
+    let Operation::TmpFile(t) = op else {
+        panic!("{op:?}")
+    };
+    assert_eq!((t.parent, t.mode, t.umask), (NodeId::ROOT, 0o100600, 0o22));
+}
