@@ -1,14 +1,70 @@
-//! slabfuse-memfs: a fixed-budget in-memory filesystem (skeleton: the
-//! constructor API is fixed; the filesystem itself is being written).
+//! slabfuse-memfs: a fixed-budget in-memory filesystem that behaves like
+//! tmpfs wherever FUSE allows.
+//!
+//! Everything it will ever use is laid out by [`MemFs::new`]: the data
+//! slab of 4 KiB chunks (a [`slabfuse::pool::Slab`], on transparent huge
+//! pages when the kernel gives them) and fixed metadata tables sized from
+//! the configuration (`plan.rs` explains each formula). Serving
+//! allocates nothing: a full table or a full budget is `ENOSPC`, and
+//! freeing makes room again.
+//!
+//! The modules, bottom up:
+//!
+//! - `sync`: futex locks and the lock-free index free list of every table.
+//! - `store`: chunks and per-object chunk maps (radix trees); zero-copy
+//!   reads; the one file with `unsafe` (`store/raw.rs`).
+//! - `names`, `dir`: the name arena and the directory-entry arena with its
+//!   name and cookie hash indexes.
+//! - `node`: the inode table, one lock per inode.
+//! - `common`: lookup counts, retiring and freeing inodes, lock ordering,
+//!   the entries and attributes replies carry.
+//! - `plan`: the sizing formulas; `error`: the internal errors and their
+//!   errnos.
+//! - `namespace`, `file`, `xattr`: the operations.
+//!
+//! Concurrency: every operation locks the inodes it touches, never a
+//! global lock: reads of different files never wait for each other, and a
+//! 16 MiB write to one file holds only that file.
 #![no_std]
+#![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 extern crate alloc;
 
-use core::fmt;
+mod common;
+mod dir;
+mod error;
+mod file;
+mod names;
+mod namespace;
+mod node;
+mod plan;
+mod store;
+mod sync;
+mod xattr;
 
-use slabfuse::Filesystem;
+use ::core::fmt;
+use ::core::time::Duration;
+
+use slabfuse::abi::{FUSE_ATOMIC_O_TRUNC, FUSE_DIRECT_IO_ALLOW_MMAP, FUSE_EXPORT_SUPPORT};
+use slabfuse::op::*;
 use slabfuse::pool::{Backing, BackingRequest, LockStatus, SlabError};
+use slabfuse::types::mode::{
+    S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK,
+};
+use slabfuse::{
+    Errno, FileHandle, Filesystem, Replied, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, Statfs,
+};
+
+use crate::dir::Entries;
+use crate::error::Error;
+use crate::names::Names;
+use crate::namespace::NewNode;
+use crate::node::Table;
+use crate::plan::Layout;
+use crate::store::{CHUNK_BYTES, Storage};
 
 /// What memfs is built with: the budget, fixed at start-up.
 #[derive(Clone, Copy, Debug)]
@@ -27,6 +83,21 @@ pub struct MemFsConfig {
     pub root_uid: u32,
     /// Root directory's group (`gid=`).
     pub root_gid: u32,
+    /// How long the kernel may cache a name (and a "no such name"),
+    /// milliseconds. Every change goes through the one kernel that caches,
+    /// so this is safe to raise; 1 s is libfuse's default.
+    pub entry_ttl_ms: u32,
+    /// How long the kernel may cache attributes, milliseconds. The kernel
+    /// drops them itself after every operation that changes them.
+    pub attr_ttl_ms: u32,
+    /// Open regular files with `FOPEN_DIRECT_IO` (no page cache; shared
+    /// mmap still works through `FUSE_DIRECT_IO_ALLOW_MMAP`). Off: the
+    /// page cache is used like tmpfs's, and `O_DIRECT` opens bypass it.
+    pub direct_io: bool,
+    /// Open regular files with `FOPEN_KEEP_CACHE`: cached pages survive a
+    /// reopen (faster re-reads), but reads served from the cache do not
+    /// update atime as tmpfs would. Off by default.
+    pub keep_cache: bool,
 }
 
 impl Default for MemFsConfig {
@@ -39,6 +110,10 @@ impl Default for MemFsConfig {
             root_mode: 0o1777,
             root_uid: 0,
             root_gid: 0,
+            entry_ttl_ms: 1000,
+            attr_ttl_ms: 1000,
+            direct_io: false,
+            keep_cache: false,
         }
     }
 }
@@ -46,16 +121,30 @@ impl Default for MemFsConfig {
 /// What memfs laid out at start-up: printed in the daemon's plan line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StoragePlan {
-    /// Data budget, bytes.
+    /// Data budget, bytes: `size_bytes` rounded down to whole 4 KiB chunks.
+    /// File data, xattr blobs and symlink targets of 128 bytes or more
+    /// count against it; metadata does not (see `metadata_bytes`).
     pub data_bytes: u64,
     /// Inode table capacity.
     pub inodes: u32,
-    /// Bytes mapped or allocated for storage and metadata, in total.
+    /// Bytes mapped or allocated for storage and metadata, in total:
+    /// `slab_bytes + metadata_bytes`, all touched at start-up.
     pub mapped_bytes: u64,
     /// Backing of the data slab.
     pub backing: Backing,
     /// Whether the data slab is locked.
     pub lock: LockStatus,
+    /// Bytes the data slab maps (chunks plus the pool's free-list links).
+    pub slab_bytes: u64,
+    /// Heap bytes of the metadata tables (inodes, directory entries,
+    /// names, chunk-map nodes), **on top of** the data budget.
+    pub metadata_bytes: u64,
+    /// Directory entries (names, hard links, whiteouts) it may hold.
+    pub dirents: u32,
+    /// 32-byte name segments.
+    pub name_segments: u32,
+    /// 64-byte chunk-map nodes.
+    pub tree_nodes: u32,
 }
 
 /// Why memfs could not be built.
@@ -70,37 +159,429 @@ pub enum MemFsError {
 impl fmt::Display for MemFsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MemFsError::Budget => write!(f, "unusable storage budget"),
+            MemFsError::Budget => write!(
+                f,
+                "unusable storage budget (need 4 KiB to 8 TiB of data and 1 to 2^30 inodes)"
+            ),
             MemFsError::Slab(e) => write!(f, "data slab: {e}"),
         }
     }
 }
 
-impl core::error::Error for MemFsError {}
+impl ::core::error::Error for MemFsError {}
 
 /// The filesystem.
 pub struct MemFs {
     plan: StoragePlan,
+    config: MemFsConfig,
+    entry_ttl: Duration,
+    attr_ttl: Duration,
+    store: Storage,
+    names: Names,
+    entries: Entries,
+    inodes: Table,
 }
 
 impl MemFs {
     /// Lays out all storage for `config`.
     pub fn new(config: &MemFsConfig) -> Result<MemFs, MemFsError> {
-        Ok(MemFs {
-            plan: StoragePlan {
-                data_bytes: config.size_bytes,
-                inodes: config.inodes,
-                mapped_bytes: 0,
-                backing: Backing::Normal,
-                lock: LockStatus::NotRequested,
-            },
-        })
+        let layout = Layout::compute(config).map_err(|_| MemFsError::Budget)?;
+        let store = Storage::new(layout.chunks, layout.nodes, config.backing, config.lock)
+            .map_err(MemFsError::Slab)?;
+        let slab_bytes = store.slab().mapped_bytes() as u64;
+        let metadata_bytes = layout.metadata_bytes();
+        let plan = StoragePlan {
+            data_bytes: u64::from(layout.chunks) * CHUNK_BYTES as u64,
+            inodes: layout.inodes,
+            mapped_bytes: slab_bytes + metadata_bytes,
+            backing: store.slab().backing(),
+            lock: store.slab().lock_status(),
+            slab_bytes,
+            metadata_bytes,
+            dirents: layout.dirents,
+            name_segments: layout.name_segments,
+            tree_nodes: layout.nodes,
+        };
+        let fs = MemFs {
+            plan,
+            config: *config,
+            entry_ttl: Duration::from_millis(u64::from(config.entry_ttl_ms)),
+            attr_ttl: Duration::from_millis(u64::from(config.attr_ttl_ms)),
+            store,
+            names: Names::new(layout.name_segments),
+            entries: Entries::new(layout.dirents),
+            inodes: Table::new(layout.inodes),
+        };
+        {
+            let mut root = fs.wlock(0);
+            root.init(
+                S_IFDIR | (config.root_mode & 0o7777),
+                config.root_uid,
+                config.root_gid,
+                0,
+                crate::common::now(),
+            );
+            root.nlink = 2;
+            root.parent = 0;
+        }
+        fs.inodes
+            .slot(0)
+            .parent
+            .store(0, ::core::sync::atomic::Ordering::Relaxed);
+        Ok(fs)
     }
 
     /// What was laid out.
     pub fn storage_plan(&self) -> StoragePlan {
         self.plan
     }
+
+    /// Bytes of the data budget in use right now (whole chunks).
+    pub fn used_bytes(&self) -> u64 {
+        (self.store.chunks_total() - self.store.chunks_free()) * CHUNK_BYTES as u64
+    }
+
+    /// Inodes in use right now, the root included (unlinked files count
+    /// while open, as on tmpfs).
+    pub fn inodes_used(&self) -> u32 {
+        self.inodes.used()
+    }
+
+    /// Inode-table slots taken right now: the inodes in use plus those
+    /// already freed whose FORGET the kernel has not sent yet.
+    pub fn slots_used(&self) -> u32 {
+        self.inodes.capacity() - self.inodes.free_count()
+    }
+
+    /// Free entries of the metadata arenas (directory entries, name
+    /// segments, chunk-map nodes): when one runs out, creating names or
+    /// mapping chunks fails with `ENOSPC` before the data budget does.
+    pub fn arenas_free(&self) -> (u32, u32, u32) {
+        (
+            self.entries.free_count(),
+            self.names.free_count(),
+            self.store.nodes_free(),
+        )
+    }
 }
 
-impl Filesystem for MemFs {}
+/// Replies to an entry-making operation.
+fn entry_reply(reply: ReplyEntry<'_>, r: error::Result<slabfuse::Entry>) -> Replied {
+    match r {
+        Ok(e) => reply.entry(&e),
+        Err(e) => reply.error(e.errno()),
+    }
+}
+
+fn empty_reply(reply: ReplyEmpty<'_>, r: error::Result<()>) -> Replied {
+    match r {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(e.errno()),
+    }
+}
+
+fn is_valid_type(mode: u32) -> bool {
+    matches!(
+        mode & S_IFMT,
+        S_IFREG | S_IFCHR | S_IFBLK | S_IFIFO | S_IFSOCK
+    )
+}
+
+impl Filesystem for MemFs {
+    fn init_flags(&self) -> u64 {
+        let mut flags = slabfuse::init::DEFAULT_INIT_FLAGS
+            | slabfuse::init::READDIRPLUS
+            | FUSE_ATOMIC_O_TRUNC
+            // LOOKUP answers "." and ".." (for NFS export and
+            // open_by_handle_at), checked against the generation.
+            | FUSE_EXPORT_SUPPORT;
+        if self.config.direct_io {
+            flags |= FUSE_DIRECT_IO_ALLOW_MMAP;
+        }
+        flags
+    }
+
+    fn lookup(&self, _req: &Request, op: Lookup<'_>, reply: ReplyEntry<'_>) -> Replied {
+        entry_reply(reply, self.lookup_entry(op.parent, op.name))
+    }
+
+    fn forget(&self, _req: &Request, op: Forget) {
+        if let Ok(id) = self.index(op.node) {
+            self.forget_n(id, op.nlookup);
+        }
+    }
+
+    fn getattr(&self, _req: &Request, op: GetAttr, reply: ReplyAttr<'_>) -> Replied {
+        match self.attr_of(op.node) {
+            Ok(a) => reply.attr(&a, self.attr_ttl),
+            Err(e) => reply.error(e.errno()),
+        }
+    }
+
+    fn setattr(&self, _req: &Request, op: SetAttr, reply: ReplyAttr<'_>) -> Replied {
+        match self.set_attr(&op) {
+            Ok(a) => reply.attr(&a, self.attr_ttl),
+            Err(e) => reply.error(e.errno()),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, op: ReadLink, reply: ReplyData<'_>) -> Replied {
+        self.read_link(op.node, reply)
+    }
+
+    fn symlink(&self, req: &Request, op: Symlink<'_>, reply: ReplyEntry<'_>) -> Replied {
+        if op.target.is_empty() {
+            return reply.error(Errno::NOENT);
+        }
+        let node = NewNode {
+            mode: S_IFLNK | 0o777,
+            rdev: 0,
+            target: op.target,
+            open: false,
+            named: true,
+        };
+        entry_reply(
+            reply,
+            self.make(req, op.parent, op.name, node).map(|(_, e)| e),
+        )
+    }
+
+    fn mknod(&self, req: &Request, op: MkNod<'_>, reply: ReplyEntry<'_>) -> Replied {
+        let mut mode = op.mode;
+        if mode & S_IFMT == 0 {
+            mode |= S_IFREG;
+        }
+        if !is_valid_type(mode) {
+            return reply.error(if mode & S_IFMT == S_IFDIR {
+                Errno::PERM
+            } else {
+                Errno::INVAL
+            });
+        }
+        let node = NewNode {
+            mode: (mode & S_IFMT) | (mode & 0o7777),
+            rdev: op.rdev,
+            target: &[],
+            open: false,
+            named: true,
+        };
+        entry_reply(
+            reply,
+            self.make(req, op.parent, op.name, node).map(|(_, e)| e),
+        )
+    }
+
+    fn mkdir(&self, req: &Request, op: MkDir<'_>, reply: ReplyEntry<'_>) -> Replied {
+        let node = NewNode {
+            mode: S_IFDIR | (op.mode & 0o7777),
+            rdev: 0,
+            target: &[],
+            open: false,
+            named: true,
+        };
+        entry_reply(
+            reply,
+            self.make(req, op.parent, op.name, node).map(|(_, e)| e),
+        )
+    }
+
+    fn unlink(&self, _req: &Request, op: Unlink<'_>, reply: ReplyEmpty<'_>) -> Replied {
+        empty_reply(reply, self.remove(op.parent, op.name, false))
+    }
+
+    fn rmdir(&self, _req: &Request, op: RmDir<'_>, reply: ReplyEmpty<'_>) -> Replied {
+        empty_reply(reply, self.remove(op.parent, op.name, true))
+    }
+
+    fn rename(&self, req: &Request, op: Rename<'_>, reply: ReplyEmpty<'_>) -> Replied {
+        let r = self.rename_node(
+            req,
+            op.parent,
+            op.name,
+            op.new_parent,
+            op.new_name,
+            op.flags,
+        );
+        empty_reply(reply, r)
+    }
+
+    fn link(&self, _req: &Request, op: Link<'_>, reply: ReplyEntry<'_>) -> Replied {
+        entry_reply(reply, self.link_node(op.node, op.new_parent, op.new_name))
+    }
+
+    fn open(&self, _req: &Request, op: Open, reply: ReplyOpen<'_>) -> Replied {
+        match self.open_file(op.node, op.flags, op.kill_suidgid) {
+            Ok(flags) => reply.opened(FileHandle(0), flags),
+            Err(e) => reply.error(e.errno()),
+        }
+    }
+
+    fn read(&self, _req: &Request, op: Read, reply: ReplyData<'_>) -> Replied {
+        self.read_file(op.node, op.offset, op.size, reply)
+    }
+
+    fn write(&self, _req: &Request, op: Write<'_>, reply: ReplyWrite<'_>) -> Replied {
+        let kill = op.write_flags & slabfuse::abi::FUSE_WRITE_KILL_SUIDGID != 0;
+        match self.write_data(op.node, op.offset, op.data.len(), op.data.slices(), kill) {
+            Ok(n) => reply.written(n as u64),
+            Err(e) => reply.error(e.errno()),
+        }
+    }
+
+    fn statfs(&self, _req: &Request, _op: StatFs, reply: ReplyStatfs<'_>) -> Replied {
+        let free = self.store.chunks_free();
+        reply.statfs(&Statfs {
+            blocks: self.store.chunks_total(),
+            bfree: free,
+            bavail: free,
+            files: u64::from(self.inodes.limit()),
+            ffree: u64::from(self.inodes.limit() - self.inodes.used()),
+            bsize: CHUNK_BYTES as u32,
+            namelen: 255,
+            frsize: CHUNK_BYTES as u32,
+        })
+    }
+
+    fn release(&self, _req: &Request, op: Release, reply: ReplyEmpty<'_>) -> Replied {
+        self.release_file(op.node);
+        reply.ok()
+    }
+
+    fn fsync(&self, _req: &Request, _op: Fsync, reply: ReplyEmpty<'_>) -> Replied {
+        reply.ok()
+    }
+
+    fn setxattr(&self, _req: &Request, op: SetXattr<'_>, reply: ReplyEmpty<'_>) -> Replied {
+        let r = self.set_xattr(
+            op.node,
+            op.name,
+            op.value.len(),
+            op.value.slices(),
+            op.flags,
+        );
+        empty_reply(reply, r)
+    }
+
+    fn getxattr(&self, _req: &Request, op: GetXattr<'_>, reply: ReplyXattr<'_>) -> Replied {
+        self.get_xattr(op.node, op.name, reply)
+    }
+
+    fn listxattr(&self, req: &Request, op: ListXattr, reply: ReplyXattr<'_>) -> Replied {
+        self.list_xattr(req, op.node, reply)
+    }
+
+    fn removexattr(&self, _req: &Request, op: RemoveXattr<'_>, reply: ReplyEmpty<'_>) -> Replied {
+        empty_reply(reply, self.remove_xattr(op.node, op.name))
+    }
+
+    fn flush(&self, _req: &Request, _op: Flush, reply: ReplyEmpty<'_>) -> Replied {
+        reply.ok()
+    }
+
+    fn opendir(&self, _req: &Request, op: OpenDir, reply: ReplyOpen<'_>) -> Replied {
+        let r = self.index(op.node).and_then(|id| {
+            let g = self.read_live(id)?;
+            if g.is_dir() {
+                Ok(())
+            } else {
+                Err(Error::NotDir)
+            }
+        });
+        match r {
+            Ok(()) => reply.opened(FileHandle(0), 0),
+            Err(e) => reply.error(e.errno()),
+        }
+    }
+
+    fn readdir(&self, _req: &Request, op: ReadDir, reply: ReplyDirectory<'_>) -> Replied {
+        self.list(op.node, op.offset, reply)
+    }
+
+    fn readdirplus(&self, _req: &Request, op: ReadDir, reply: ReplyDirectoryPlus<'_>) -> Replied {
+        self.list_plus(op.node, op.offset, reply)
+    }
+
+    fn fsyncdir(&self, _req: &Request, _op: FsyncDir, reply: ReplyEmpty<'_>) -> Replied {
+        reply.ok()
+    }
+
+    fn access(&self, req: &Request, op: Access, reply: ReplyEmpty<'_>) -> Replied {
+        empty_reply(reply, self.check_access(op.node, req.uid, req.gid, op.mask))
+    }
+
+    fn create(&self, req: &Request, op: Create<'_>, reply: ReplyCreate<'_>) -> Replied {
+        let node = NewNode {
+            mode: S_IFREG | (op.mode & 0o7777),
+            rdev: 0,
+            target: &[],
+            open: true,
+            named: true,
+        };
+        match self.make(req, op.parent, op.name, node) {
+            Ok((id, entry)) => {
+                let flags = self.open_flags(&self.rlock(id));
+                reply.created(&entry, FileHandle(0), flags)
+            }
+            // Created meanwhile by someone else: without O_EXCL, open it.
+            Err(Error::Exist) if op.flags & crate::common::O_EXCL == 0 => {
+                let r = self.lookup_entry(op.parent, op.name).and_then(|entry| {
+                    match self.open_file(entry.node, op.flags, op.kill_suidgid) {
+                        Ok(flags) => Ok((entry, flags)),
+                        Err(e) => {
+                            self.forget(
+                                req,
+                                Forget {
+                                    node: entry.node,
+                                    nlookup: 1,
+                                },
+                            );
+                            Err(e)
+                        }
+                    }
+                });
+                match r {
+                    Ok((entry, _)) if entry.node.0 == 0 => reply.error(Errno::NOENT),
+                    Ok((entry, flags)) => reply.created(&entry, FileHandle(0), flags),
+                    Err(e) => reply.error(e.errno()),
+                }
+            }
+            Err(e) => reply.error(e.errno()),
+        }
+    }
+
+    fn fallocate(&self, _req: &Request, op: Fallocate, reply: ReplyEmpty<'_>) -> Replied {
+        empty_reply(reply, self.allocate(op.node, op.offset, op.length, op.mode))
+    }
+
+    fn lseek(&self, _req: &Request, op: Lseek, reply: ReplyLseek<'_>) -> Replied {
+        match self.seek(op.node, op.offset, op.whence) {
+            Ok(o) => reply.offset(o),
+            Err(e) => reply.error(e.errno()),
+        }
+    }
+
+    fn copy_file_range(&self, _req: &Request, op: CopyFileRange, reply: ReplyWrite<'_>) -> Replied {
+        if op.flags != 0 {
+            return reply.error(Errno::INVAL);
+        }
+        match self.copy_range(op.node_in, op.offset_in, op.node_out, op.offset_out, op.len) {
+            Ok(n) => reply.written(n),
+            Err(e) => reply.error(e.errno()),
+        }
+    }
+
+    fn tmpfile(&self, req: &Request, op: TmpFile, reply: ReplyCreate<'_>) -> Replied {
+        let mode = S_IFREG | (op.mode & 0o7777);
+        match self.make_tmpfile(req, op.parent, mode) {
+            Ok((id, entry)) => {
+                let flags = self.open_flags(&self.rlock(id));
+                reply.created(&entry, FileHandle(0), flags)
+            }
+            Err(e) => reply.error(e.errno()),
+        }
+    }
+
+    fn syncfs(&self, _req: &Request, _op: StatFs, reply: ReplyEmpty<'_>) -> Replied {
+        reply.ok()
+    }
+}
