@@ -20,11 +20,15 @@ test:
 test-loom:
     RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p slabfuse-pool --release --test loom
 
-# Format check and clippy with warnings as errors, on all targets.
+# Format check, clippy -D warnings on all targets (std, defmt, appliance), docs.
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     cargo clippy -p slabfuse-pool -p slabfuse --features slabfuse/defmt,slabfuse-pool/defmt -- -D warnings
+    CARGO_TARGET_DIR=target/appliance cargo clippy --profile appliance -p slabfuse-memfs \
+        --bin slabfuse-memfs-appliance --no-default-features --features appliance \
+        --target x86_64-unknown-linux-gnu -- -D warnings
+    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
 # Mount memfs in the foreground at ./mnt with the defaults; Ctrl-C unmounts.
 run *ARGS:
