@@ -35,18 +35,43 @@ pub trait Channel: Send + Sync {
     /// Another channel to the same connection, for another worker. Replies
     /// must go out on the channel their request came in on.
     fn clone_channel(&self) -> Result<Box<dyn Channel>, Errno>;
+
+    /// Switches this channel to polled reads: afterwards
+    /// [`try_receive`](Self::try_receive) returns `EAGAIN` at once when no
+    /// message waits, and [`wait_readable`](Self::wait_readable) sleeps
+    /// until one does. Channels that cannot do this say `Err(NOTSUP)` and
+    /// are served with blocking reads.
+    fn enable_polling(&self) -> Result<(), Errno> {
+        Err(Errno::NOTSUP)
+    }
+
+    /// A read that does not block once polling is enabled (see
+    /// [`enable_polling`](Self::enable_polling)); otherwise [`receive`](Self::receive).
+    fn try_receive(&self, bufs: &mut [IoSliceMut<'_>]) -> Result<usize, Errno> {
+        self.receive(bufs)
+    }
+
+    /// Sleeps until a message is waiting (polling channels only).
+    fn wait_readable(&self) -> Result<(), Errno> {
+        Ok(())
+    }
 }
 
 /// The real `/dev/fuse` device of a mounted filesystem.
 #[derive(Debug)]
 pub struct DevFuse {
     fd: OwnedFd,
+    /// `O_NONBLOCK` is set: reads return `EAGAIN` instead of sleeping.
+    polling: core::sync::atomic::AtomicBool,
 }
 
 impl DevFuse {
     /// Wraps the fd a mount returned.
     pub fn new(fd: OwnedFd) -> DevFuse {
-        DevFuse { fd }
+        DevFuse {
+            fd,
+            polling: core::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     /// The device fd.
@@ -77,13 +102,42 @@ impl DevFuse {
         // SAFETY: the ioctl reads one u32 (the session fd) through the
         // pointer rustix passes, writes nothing back and keeps no reference.
         unsafe { rustix::ioctl::ioctl(&fd, clone) }?;
-        Ok(DevFuse { fd })
+        Ok(DevFuse::new(fd))
     }
 }
 
 impl Channel for DevFuse {
     fn receive(&self, bufs: &mut [IoSliceMut<'_>]) -> Result<usize, Errno> {
+        loop {
+            match rustix::io::readv(&self.fd, bufs) {
+                Err(Errno::AGAIN) if self.polling.load(core::sync::atomic::Ordering::Relaxed) => {
+                    self.wait_readable()?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn enable_polling(&self) -> Result<(), Errno> {
+        use rustix::fs::OFlags;
+        let flags = rustix::fs::fcntl_getfl(&self.fd)?;
+        rustix::fs::fcntl_setfl(&self.fd, flags | OFlags::NONBLOCK)?;
+        // Relaxed: only the worker that owns this channel reads the flag.
+        self.polling.store(true, core::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn try_receive(&self, bufs: &mut [IoSliceMut<'_>]) -> Result<usize, Errno> {
         rustix::io::readv(&self.fd, bufs)
+    }
+
+    fn wait_readable(&self) -> Result<(), Errno> {
+        use rustix::event::{PollFd, PollFlags};
+        let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
+        match rustix::event::poll(&mut fds, None) {
+            Ok(_) | Err(Errno::INTR) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     fn send(&self, bufs: &[IoSlice<'_>]) -> Result<usize, Errno> {

@@ -351,12 +351,22 @@ impl<F: Filesystem> Session<F> {
         let mut buffers = self.core.buffers.lock();
         for (index, slot) in buffers.iter_mut().enumerate() {
             if let Some(buffer) = slot.take() {
+                // The first worker polls, if asked to and if its channel
+                // can; the others sleep in blocking reads, so at most one
+                // core is ever busy waiting.
+                let poll_ns = match self.core.config.poll_ns {
+                    0 => 0,
+                    ns if index == 0 && self.core.channels[0].enable_polling().is_ok() => ns,
+                    _ => 0,
+                };
                 out.push(Worker {
                     core: Arc::clone(&self.core),
                     fs: Arc::clone(&self.fs),
                     index,
                     buffer: Some(buffer),
                     scratch: Box::new([0; NAME_SCRATCH_BYTES]),
+                    poll_ns,
+                    last_served_ns: 0,
                 });
             }
         }
@@ -383,6 +393,10 @@ pub struct Worker<F: Filesystem> {
     index: usize,
     buffer: Option<RecvBuffer>,
     scratch: Box<[u8; NAME_SCRATCH_BYTES]>,
+    /// Keep reading without sleeping this long after a request (0: never).
+    poll_ns: u64,
+    /// When this worker last finished a request (monotonic ns).
+    last_served_ns: u64,
 }
 
 impl<F: Filesystem> Drop for Worker<F> {
@@ -421,6 +435,8 @@ impl<F: Filesystem> Worker<F> {
             index,
             buffer,
             scratch,
+            poll_ns,
+            last_served_ns,
         } = self;
         let Some(buffer) = buffer.as_mut() else {
             return Ok(Some(WorkerExit::Unmounted));
@@ -430,7 +446,12 @@ impl<F: Filesystem> Worker<F> {
         let received = {
             let mut iov: heapless::Vec<IoSliceMut<'_>, MAX_RECV_IOVECS> = heapless::Vec::new();
             buffer.iovecs(&core.pool, &mut iov);
-            match channel.receive(&mut iov) {
+            let result = if *poll_ns == 0 {
+                channel.receive(&mut iov)
+            } else {
+                receive_polling(channel, &mut iov, *last_served_ns + *poll_ns)
+            };
+            match result {
                 Ok(0) => return Ok(Some(WorkerExit::Unmounted)),
                 Ok(n) => n,
                 Err(Errno::INTR | Errno::AGAIN) => return Ok(None),
@@ -443,7 +464,7 @@ impl<F: Filesystem> Worker<F> {
         let mut segments: heapless::Vec<&[u8], MAX_RECV_IOVECS> = heapless::Vec::new();
         let dest = buffer.split(&core.pool, received, &mut segments);
         let ctx = core.parse_context();
-        match parse::parse(&segments, received, &ctx, &mut scratch[..]) {
+        let outcome = match parse::parse(&segments, received, &ctx, &mut scratch[..]) {
             Ok((header, op)) => {
                 let route = WorkerRoute {
                     core,
@@ -460,6 +481,36 @@ impl<F: Filesystem> Worker<F> {
                 }
                 Ok(None)
             }
+        };
+        if *poll_ns > 0 {
+            *last_served_ns = monotonic_ns();
+        }
+        outcome
+    }
+}
+
+/// Nanoseconds on the monotonic clock (the vDSO: no system call).
+fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (t.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(t.tv_nsec as u64)
+}
+
+/// One read for a polling worker: retries non-blocking reads until
+/// `spin_until_ns`, then sleeps until a message is waiting.
+fn receive_polling(
+    channel: &dyn Channel,
+    iov: &mut [IoSliceMut<'_>],
+    spin_until_ns: u64,
+) -> Result<usize, Errno> {
+    loop {
+        match channel.try_receive(iov) {
+            Err(Errno::AGAIN) => {}
+            other => return other,
+        }
+        if monotonic_ns() < spin_until_ns {
+            core::hint::spin_loop();
+        } else {
+            channel.wait_readable()?;
         }
     }
 }

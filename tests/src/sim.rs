@@ -94,14 +94,8 @@ impl SimChannel {
         (abi::FUSE_MIN_READ_BUFFER).max(80 + self.max_write.load(Ordering::Acquire) as usize)
     }
 
-    /// Reads refused because the buffer was smaller than the kernel allows.
-    pub fn short_reads(&self) -> u64 {
-        self.short_reads.load(Ordering::Relaxed)
-    }
-}
-
-impl Channel for SimChannel {
-    fn receive(&self, bufs: &mut [IoSliceMut<'_>]) -> Result<usize, Errno> {
+    /// One read, with `flags` (`DONTWAIT` for a polled read).
+    fn receive_with(&self, bufs: &mut [IoSliceMut<'_>], flags: RecvFlags) -> Result<usize, Errno> {
         let _kernel = KernelSection::enter();
         let offered: usize = bufs.iter().map(|b| b.len()).sum();
         if offered < self.min_read() {
@@ -113,7 +107,7 @@ impl Channel for SimChannel {
                 self.fd.as_fd(),
                 bufs,
                 &mut rustix::net::RecvAncillaryBuffer::default(),
-                RecvFlags::empty(),
+                flags,
             ) {
                 Ok(r) => {
                     if r.flags.contains(rustix::net::ReturnFlags::TRUNC) {
@@ -164,6 +158,37 @@ impl Channel for SimChannel {
                 Err(Errno::CONNRESET) => return Err(Errno::NODEV),
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// Reads refused because the buffer was smaller than the kernel allows.
+    pub fn short_reads(&self) -> u64 {
+        self.short_reads.load(Ordering::Relaxed)
+    }
+}
+
+impl Channel for SimChannel {
+    fn receive(&self, bufs: &mut [IoSliceMut<'_>]) -> Result<usize, Errno> {
+        self.receive_with(bufs, RecvFlags::empty())
+    }
+
+    fn enable_polling(&self) -> Result<(), Errno> {
+        Ok(())
+    }
+
+    fn try_receive(&self, bufs: &mut [IoSliceMut<'_>]) -> Result<usize, Errno> {
+        self.receive_with(bufs, RecvFlags::DONTWAIT)
+    }
+
+    fn wait_readable(&self) -> Result<(), Errno> {
+        let _kernel = KernelSection::enter();
+        let mut pfd = [rustix::event::PollFd::new(
+            &*self.fd,
+            rustix::event::PollFlags::IN,
+        )];
+        match rustix::event::poll(&mut pfd, None) {
+            Ok(_) | Err(Errno::INTR) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 

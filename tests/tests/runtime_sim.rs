@@ -993,3 +993,37 @@ fn injected_faults_are_survived_and_replay_from_their_seed() {
     assert!(answered * 10 >= sent * 8, "answered {answered} of {sent}");
     assert_eq!(session.pool_stats().in_use, 0);
 }
+
+#[test]
+fn a_polling_worker_serves_like_a_sleeping_one() {
+    let mut c = config(1 << 20, 2);
+    c.poll_ns = 2_000_000;
+    let mut s = Served::start(c);
+    s.kernel.init(sim::KERNEL_FLAGS);
+    // Back-to-back requests (the polling worker finds them awake), then a
+    // pause longer than the budget (it must fall asleep and wake again).
+    for round in 0..3u64 {
+        let mut ids = Vec::new();
+        for i in 0..300u64 {
+            let arg = abi::fuse_read_in {
+                offset: round * 1000 + i,
+                size: 100,
+                ..Default::default()
+            };
+            ids.push((
+                round * 1000 + i,
+                s.kernel.request(Opcode::FUSE_READ, FILE, &[arg.as_bytes()]),
+            ));
+        }
+        for (offset, u) in ids {
+            assert_eq!(s.kernel.expect_reply(u).payload, pattern(offset, 100));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (session, exits) = s.stop();
+    assert!(
+        exits.iter().all(|e| *e == Ok(WorkerExit::Unmounted)),
+        "{exits:?}"
+    );
+    assert_eq!(session.stats().requests_of(Opcode::FUSE_READ), 900);
+}

@@ -26,6 +26,9 @@ pub(crate) const DEFAULT_MAX_MESSAGE_BYTES: u64 = 16 << 20;
 /// `--max-message` bytes, so a typo like `--workers 10000` would otherwise
 /// try to map gigabytes.
 pub(crate) const WORKERS_MAX: usize = 1024;
+/// Longest polling budget accepted: beyond a second it is a spinning core,
+/// not a latency trade.
+const POLL_US_MAX: u64 = 1_000_000;
 /// The permission bits `mode=` may set.
 pub(crate) const MODE_MASK: u32 = 0o7777;
 
@@ -109,6 +112,8 @@ pub(crate) struct Options {
     pub(crate) max_message_bytes: u64,
     /// `--workers`; `None`: one per CPU.
     pub(crate) workers: Option<usize>,
+    /// `--poll-us`: how long the first worker polls after a request, µs.
+    pub(crate) poll_us: u64,
     /// `--block-size`; `None`: the runtime picks.
     pub(crate) block_size_bytes: Option<u64>,
     /// `--hugepages`.
@@ -195,6 +200,7 @@ where
             inodes: None,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             workers: None,
+            poll_us: 0,
             block_size_bytes: None,
             hugepages: Hugepages::Auto,
             mount: MountChoices::default(),
@@ -235,7 +241,8 @@ where
                         _ => b.options.foreground = true,
                     }
                 }
-                "size" | "inodes" | "max-message" | "workers" | "block-size" | "hugepages" => {
+                "size" | "inodes" | "max-message" | "workers" | "block-size" | "hugepages"
+                | "poll-us" => {
                     let value = match inline {
                         Some(v) => v,
                         None => next_value(&mut args, &format!("--{name}"))?,
@@ -360,7 +367,7 @@ impl Builder {
                 let Some(value) = value else {
                     return Err(match key {
                         "size" | "inodes" | "max_message" | "workers" | "block_size"
-                        | "hugepages" | "uid" | "gid" | "mode" | "fsname" | "subtype"
+                        | "hugepages" | "poll_us" | "uid" | "gid" | "mode" | "fsname" | "subtype"
                         | "max_read" | "entry_timeout" | "attr_timeout" => {
                             format!("'{key}' needs a value ({key}=...)")
                         }
@@ -403,6 +410,13 @@ impl Builder {
                 o.workers = Some(n as usize);
             }
             "block_size" => o.block_size_bytes = Some(parse_bytes(value)?),
+            "poll_us" => {
+                let n = parse_count(value)?;
+                if n > POLL_US_MAX {
+                    return Err(format!("poll_us must be at most {POLL_US_MAX} (1 s)"));
+                }
+                o.poll_us = n;
+            }
             "hugepages" => {
                 o.hugepages = match value {
                     "auto" => Hugepages::Auto,

@@ -31,6 +31,10 @@ OPTIONS
                          (reserve them in vm.nr_hugepages); off: normal pages
                          [auto]. Applies to the request pool and to memfs's
                          data.
+    --poll-us N          after each request the first worker keeps reading
+                         without sleeping for N microseconds, so back-to-back
+                         requests find it awake: lower latency for one busy
+                         core while traffic lasts, none while idle  [0: off]
     -o OPTS              comma-separated mount options, below
     -f, --foreground     stay in the foreground
     -h, --help           this text
@@ -41,7 +45,8 @@ OPTIONS
 
 MOUNT OPTIONS (-o)
     size=SIZE, inodes=N, max_message=SIZE, workers=N, block_size=SIZE,
-    hugepages=MODE       the options above, for fstab and mount(8)
+    hugepages=MODE, poll_us=N
+                         the options above, for fstab and mount(8)
     allow_other          let users other than the mounter in
     default_permissions  the kernel checks permissions from the mode bits:
                          on by default; turn it off with

@@ -67,6 +67,7 @@ pub(crate) fn build(options: &Options) -> Result<Settings, Failure> {
         backing,
         lock_memory: true,
         max_pages_limit: read_max_pages_limit(),
+        poll_ns: options.poll_us.saturating_mul(1000),
         ..slabfuse::Config::default()
     };
     Plan::compute(&runtime).map_err(|e| usage("memory plan", &e))?;
