@@ -16,7 +16,6 @@
 #![allow(clippy::unwrap_used)]
 
 #[path = "daemon_support/mod.rs"]
-#[allow(dead_code)]
 mod daemon_support;
 
 use std::ffi::CString;
