@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use slabfuse::mount::{MountMethod, MountOptions};
 use slabfuse::{Config, DevFuse, Filesystem, Session, WorkerExit};
 
+pub mod deferring;
 pub mod sim;
 pub mod testfs;
 

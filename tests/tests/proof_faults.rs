@@ -216,3 +216,75 @@ fn unmount_with_requests_in_flight_returns_every_block() {
     assert_eq!(session.deferred_outstanding(), 0);
     let _ = testfs::FILE_A;
 }
+
+/// Writes `data` to `path` with O_DIRECT (creating it).
+fn write_direct(path: &std::path::Path, data: &[u8]) {
+    let f = open_direct(path, libc::O_CREAT, 0o644).unwrap();
+    let mut buf = AlignedBuf::zeroed(data.len());
+    buf.copy_from_slice(data);
+    assert_eq!(f.write_at(&buf, 0).unwrap(), data.len());
+}
+
+/// Reads `len` bytes of `path` with O_DIRECT (from the daemon, not a cache).
+fn read_direct(path: &std::path::Path, len: usize) -> Vec<u8> {
+    let f = open_direct(path, 0, 0).unwrap();
+    let mut buf = AlignedBuf::zeroed(len);
+    assert_eq!(f.read_at(&mut buf, 0).unwrap(), len);
+    buf.to_vec()
+}
+
+#[test]
+fn eagain_when_pool_exhausted_loses_no_data() {
+    use slabfuse_memfs::{MemFs, MemFsConfig};
+    use slabfuse_tests::deferring::Deferring;
+    use std::os::unix::fs::MetadataExt;
+    require_mounts!();
+    let memfs = MemFs::new(&MemFsConfig {
+        size_bytes: 64 << 20,
+        inodes: 1000,
+        backing: BackingRequest::Thp,
+        lock: false,
+        ..MemFsConfig::default()
+    })
+    .unwrap();
+    let m = Mounted::new(Deferring::new(memfs), config(1), options());
+    let mut rng = Rng::new(slabfuse_tests::seed(9));
+    let mut before = vec![0u8; 8 << 20];
+    let mut slow = vec![0u8; 4 << 20];
+    let mut after = vec![0u8; 8 << 20];
+    rng.fill(&mut before);
+    rng.fill(&mut slow);
+    rng.fill(&mut after);
+    write_direct(&m.path().join("before"), &before);
+    write_direct(&m.path().join("slow"), &slow);
+    let ino = std::fs::metadata(m.path().join("slow")).unwrap().ino();
+    m.fs().slow_node.store(ino, Ordering::Relaxed);
+
+    // One READ of the slow file holds the only spare block...
+    let (_, first) = reader(m.path().join("slow"), 1 << 20);
+    wait_until("the first READ to be held", || m.fs().held() == 1);
+    // ...so the next finds none: EAGAIN at the client.
+    let (_, second) = reader(m.path().join("slow"), 1 << 20);
+    assert_eq!(
+        second.recv_timeout(Duration::from_secs(10)).unwrap(),
+        Err(libc::EAGAIN)
+    );
+    // Meanwhile writes and reads of other files go on, and lose nothing.
+    write_direct(&m.path().join("after"), &after);
+    assert!(read_direct(&m.path().join("before"), before.len()) == before);
+    // The held READ completes with the right bytes; its block comes back.
+    assert_eq!(m.fs().complete(), 1);
+    assert_eq!(
+        first.recv_timeout(Duration::from_secs(10)).unwrap(),
+        Ok(1 << 20)
+    );
+    wait_until("the spare block to come back", || {
+        m.session().pool_stats().in_use == m.session().plan().receive_blocks
+    });
+    // Everything written before and during the exhaustion is intact.
+    assert!(read_direct(&m.path().join("before"), before.len()) == before);
+    assert!(read_direct(&m.path().join("after"), after.len()) == after);
+    m.fs().slow_node.store(0, Ordering::Relaxed);
+    assert!(read_direct(&m.path().join("slow"), slow.len()) == slow);
+    assert_eq!(m.session().stats().eagain, 1);
+}
