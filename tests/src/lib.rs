@@ -196,7 +196,18 @@ pub struct Mounted<F: Filesystem + 'static> {
 impl<F: Filesystem + 'static> Mounted<F> {
     /// Mounts `fs` at a fresh temp dir with `config` and `options`, starts
     /// one thread per worker and waits until INIT has been answered.
-    pub fn new(fs: F, mut config: Config, options: MountOptions) -> Mounted<F> {
+    pub fn new(fs: F, config: Config, options: MountOptions) -> Mounted<F> {
+        Mounted::new_filled(fs, config, options, None)
+    }
+
+    /// As [`new`](Self::new), with every unused byte of the runtime's slab
+    /// set to `canary` before serving (see `Session::fill_unused_memory`).
+    pub fn new_filled(
+        fs: F,
+        mut config: Config,
+        options: MountOptions,
+        canary: Option<u8>,
+    ) -> Mounted<F> {
         let dir = TempDir::new("mnt");
         let mountpoint = dir.path().join("m");
         std::fs::create_dir(&mountpoint).expect("mkdir mountpoint");
@@ -212,6 +223,9 @@ impl<F: Filesystem + 'static> Mounted<F> {
                 panic!("session: {e}");
             }
         };
+        if let Some(byte) = canary {
+            session.fill_unused_memory(byte);
+        }
         let workers = session
             .workers()
             .into_iter()
