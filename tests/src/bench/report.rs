@@ -14,6 +14,7 @@
 //! | `par_write`, `par_read` | `--parallel` jobs together, MiB/s |
 //! | `meta/<phase>` | create, stat, unlink, total operations per second |
 //! | `vmhwm_mib` | daemon's peak RSS before it was stopped, MiB |
+//! | `rss_over_plan_pct` | slabfuse-memfs: peak RSS over its plan line's `mapped_total`, % |
 //! | `heap_allocs`, `page_faults`, `eagain` | slabfuse-memfs's summary line |
 
 use std::collections::BTreeMap;
@@ -102,6 +103,12 @@ pub(crate) fn catalog(o: &Options) -> Vec<Metric> {
         "vmhwm_mib".into(),
         "daemon peak RSS (VmHWM) MiB".into(),
         0,
+        false,
+    );
+    add(
+        "rss_over_plan_pct".into(),
+        "peak RSS above the printed plan (mapped_total), %".into(),
+        2,
         false,
     );
     v

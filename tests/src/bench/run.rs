@@ -429,6 +429,14 @@ fn run_target(
     if let Some(d) = &report {
         if let Some(hwm) = d.status.and_then(|s| s.vmhwm_kib) {
             r.metrics.insert("vmhwm_mib".into(), hwm as f64 / 1024.0);
+            // slabfuse-memfs prints what it maps; its peak RSS should be
+            // that, plus the executable and the start-up heap.
+            if let Some(planned) = d.plan_value("mapped_total") {
+                r.metrics.insert(
+                    "rss_over_plan_pct".into(),
+                    (hwm as f64 * 1024.0 / planned - 1.0) * 100.0,
+                );
+            }
         }
         for (key, field) in [
             ("heap_allocs", "heap_allocs_after_start"),

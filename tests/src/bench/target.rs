@@ -405,6 +405,12 @@ impl DaemonReport {
         parse_number(v)
     }
 
+    /// A number from the plan line (sizes like `16M` become bytes).
+    pub(crate) fn plan_value(&self, key: &str) -> Option<f64> {
+        let v = self.plan.as_ref()?.get(key)?;
+        parse_number(v)
+    }
+
     /// Largest WRITE and READ payloads the daemon reports, bytes.
     pub(crate) fn largest(&self) -> (Option<u64>, Option<u64>) {
         if self.summary.is_some() {

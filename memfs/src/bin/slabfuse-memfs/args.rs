@@ -367,8 +367,8 @@ impl Builder {
                 let Some(value) = value else {
                     return Err(match key {
                         "size" | "inodes" | "max_message" | "workers" | "block_size"
-                        | "hugepages" | "poll_us" | "uid" | "gid" | "mode" | "fsname" | "subtype"
-                        | "max_read" | "entry_timeout" | "attr_timeout" => {
+                        | "hugepages" | "poll_us" | "uid" | "gid" | "mode" | "fsname"
+                        | "subtype" | "max_read" | "entry_timeout" | "attr_timeout" => {
                             format!("'{key}' needs a value ({key}=...)")
                         }
                         _ => format!("unknown mount option '{key}'"),

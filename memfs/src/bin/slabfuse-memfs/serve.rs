@@ -160,7 +160,7 @@ pub(crate) fn serve(settings: Settings, readiness: &mut Readiness) -> Result<u8,
             locked,
             storage_bytes: storage.data_bytes,
             inodes: storage.inodes,
-            mapped_total_bytes: session.mapped_bytes() as u64 + storage.mapped_bytes,
+            mapped_total_bytes: planned_bytes(&session, &storage),
         }
     ));
     if plan.limit != MessageLimit::AsAsked {
@@ -312,4 +312,14 @@ fn signal_name(signal: c_int) -> String {
         libc::SIGHUP => "SIGHUP".into(),
         other => format!("signal {other}"),
     }
+}
+
+/// Everything the daemon maps for serving, as the plan line reports it: the
+/// runtime's slab, memfs's storage and tables, the workers' stacks (locked
+/// and written through before serving) and the main thread's pre-faulted
+/// stack. What the process holds beyond this is the executable and the
+/// little heap of start-up, a few MiB that do not grow.
+fn planned_bytes(session: &slabfuse::Session<MemFs>, storage: &slabfuse_memfs::StoragePlan) -> u64 {
+    let stacks = session.plan().workers as u64 * crate::workers::STACK_BYTES as u64;
+    session.mapped_bytes() as u64 + storage.mapped_bytes + stacks + MAIN_STACK_PREFAULT_BYTES as u64
 }
