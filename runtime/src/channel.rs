@@ -123,7 +123,8 @@ impl Channel for DevFuse {
         let flags = rustix::fs::fcntl_getfl(&self.fd)?;
         rustix::fs::fcntl_setfl(&self.fd, flags | OFlags::NONBLOCK)?;
         // Relaxed: only the worker that owns this channel reads the flag.
-        self.polling.store(true, core::sync::atomic::Ordering::Relaxed);
+        self.polling
+            .store(true, core::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 

@@ -492,7 +492,9 @@ impl<F: Filesystem> Worker<F> {
 /// Nanoseconds on the monotonic clock (the vDSO: no system call).
 fn monotonic_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    (t.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(t.tv_nsec as u64)
+    (t.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(t.tv_nsec as u64)
 }
 
 /// One read for a polling worker: retries non-blocking reads until

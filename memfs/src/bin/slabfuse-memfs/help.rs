@@ -65,7 +65,9 @@ MOUNT OPTIONS (-o)
     max_read=SIZE        cap READ requests
     entry_timeout=SECS, attr_timeout=SECS
                          how long the kernel may cache names and attributes
-                         (seconds, to the millisecond) [1]
+                         (seconds, to the millisecond) [86400: every change
+                         goes through this kernel, which drops what a
+                         change makes stale]
     direct_io            bypass the page cache for regular files
     kernel_cache         keep cached file pages across opens (keep_cache)
     Accepted and ignored, for fstab and mount.fuse3: defaults, auto, noauto,
