@@ -13,6 +13,7 @@ use crate::dir::Entries;
 use crate::names::Names;
 use crate::node::Table;
 use crate::store::CHUNK_BYTES;
+use crate::store::bitmap::Bitmap;
 use crate::store::tree::Nodes;
 
 /// The most chunks: a chunk-map entry keeps its top bit for "unwritten"
@@ -77,6 +78,7 @@ impl Layout {
             + Entries::heap_bytes(self.dirents)
             + Names::heap_bytes(self.name_segments)
             + Nodes::heap_bytes(self.nodes)
+            + Bitmap::heap_bytes(self.chunks)
     }
 }
 

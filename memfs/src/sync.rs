@@ -9,8 +9,8 @@
 //!   the head word. Pop and push are a handful of atomic operations, never
 //!   allocate and never wait on another thread holding a lock. It is the
 //!   allocator of the inode table, the directory-entry arena, the name
-//!   segments and the chunk-map nodes (the data chunks use the pool's own
-//!   free list).
+//!   segments and the chunk-map nodes (the data chunks have their own
+//!   allocator, `store/bitmap.rs`, which keeps a file's chunks together).
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;

@@ -473,6 +473,21 @@ fn random_operations_match_tmpfs() {
             if let Err(e) = compare_trees(&pair.roots[0], &pair.roots[1]) {
                 panic!("step {step} (seed {seed}) after {what}: trees differ: {e}");
             }
+            // What the kernel caches of memfs (names and attributes, for
+            // a day by default) is what memfs holds: the same walk after
+            // the kernel dropped its caches, so that every name and every
+            // attribute comes from memfs again, shows the same.
+            let paths = tree_paths(&pair.roots[0]);
+            let cached = attributes(&pair.roots[0], &paths);
+            drop_kernel_caches();
+            let fresh = attributes(&pair.roots[0], &paths);
+            for (c, f) in cached.iter().zip(&fresh) {
+                assert_eq!(
+                    c, f,
+                    "step {step} (seed {seed}): the kernel's cache (left) and memfs (right) differ"
+                );
+            }
+            assert_eq!(cached.len(), fresh.len());
             // Inodes in use (hard links beyond the first count, as on
             // tmpfs) agree too.
             let used = pair.roots.clone().map(|r| {

@@ -569,6 +569,13 @@ fn modes_owners_and_set_group_id() {
         stamps(log, "chmod", &[&f], || chmod(&f, 0o4755));
         stamps(log, "chown", &[&f], || lchown(&f, 1000, 1000));
         log.push("stat", lstat(&f));
+        // chown(-1, -1) of a set-user-id, set-group-id file: only ctime
+        // changes, or also the mode? As tmpfs, whatever the kernel asks.
+        chmod(&f, 0o6755).unwrap();
+        stamps(log, "chown -1 -1 setuid", &[&f], || {
+            lchown(&f, u32::MAX, u32::MAX)
+        });
+        log.push("stat", lstat(&f));
         log.push("chmod all bits", (chmod(&f, 0o7777), lstat(&f)));
         let s = r.join("sg");
         mkdir(&s, 0o777).unwrap();
@@ -617,6 +624,12 @@ fn modes_owners_and_set_group_id() {
             v.push(format!("{:?}", lstat(&p)));
             v.push(format!("{:?}", chmod(&s2.join("file"), 0o600)));
             v.push(format!("{:?}", lchown(&p, 0, 0)));
+            // Not the owner: chown to (-1, -1) still only touches ctime.
+            let other = s2.join("file");
+            let before = times(&other);
+            std::thread::sleep(std::time::Duration::from_millis(11));
+            v.push(format!("{:?}", lchown(&other, u32::MAX, u32::MAX)));
+            v.push(changed(before, times(&other)));
             v
         })
         .join()
@@ -672,6 +685,22 @@ fn timestamps() {
         });
         stamps(log, "utimens both omit", &[&f], || {
             utimens(&f, (0, libc::UTIME_OMIT), (0, libc::UTIME_OMIT), false)
+        });
+        // chown to (-1, -1) changes nothing but ctime (through FUSE: a
+        // SETATTR with no field set).
+        stamps(log, "chown -1 -1", &[&f], || lchown(&f, u32::MAX, u32::MAX));
+        stamps(log, "chown -1 -1 directory", &[&d], || {
+            lchown(&d, u32::MAX, u32::MAX)
+        });
+        stamps(log, "lchown -1 -1 symlink", &[&d.join("l"), &f], || {
+            lchown(&d.join("l"), u32::MAX, u32::MAX)
+        });
+        stamps(log, "fchown -1 -1", &[&f], || {
+            let fd = open(&f, libc::O_RDONLY, 0)?;
+            // SAFETY: plain syscall on an owned fd.
+            let r =
+                unsafe { libc::fchown(std::os::fd::AsRawFd::as_raw_fd(&fd), u32::MAX, u32::MAX) };
+            check(r).map(drop)
         });
         stamps(log, "utimens symlink", &[&d.join("l"), &f], || {
             utimens(&d.join("l"), (1, 2), (3, 4), true)

@@ -21,8 +21,16 @@
 //!
 //! Reads are zero-copy: [`Content::read_parts`] describes a range as slices
 //! of the slab (chunks consecutive in the slab merge into one slice) and of
-//! a static zero page for holes.
+//! a static zero page for holes. For that to pay off, a file's chunks must
+//! be neighbours in the slab: [`bitmap`] places each new chunk right after
+//! the file's previous one whenever it can, also after deletes and with
+//! several writers at once.
+//!
+//! The chunks come from the slab's [`BlockPool`], all of them taken at
+//! start-up: memfs is the pool's only user, and [`bitmap::Bitmap`] says
+//! which of them holds what.
 
+pub(crate) mod bitmap;
 #[allow(unsafe_code)]
 mod raw;
 pub(crate) mod tree;
@@ -31,6 +39,7 @@ use slabfuse::DataParts;
 use slabfuse::buffer::{DestWriter, Full};
 use slabfuse::pool::{BackingRequest, BlockPool, Slab, SlabConfig, SlabError};
 
+use bitmap::Bitmap;
 use tree::{Nodes, Slot, Tree, UNWRITTEN, Want, block_of};
 
 /// Bytes per chunk: tmpfs's page size.
@@ -42,7 +51,11 @@ static ZERO_CHUNK: [u8; CHUNK_BYTES] = [0; CHUNK_BYTES];
 
 /// The data chunks and the chunk-map nodes.
 pub(crate) struct Storage {
+    /// The slab's pool, every block of it taken at start-up (so nothing
+    /// else can be handed one); `raw` turns chunk indices into bytes.
     pool: BlockPool,
+    /// Which chunks are in use.
+    bitmap: Bitmap,
     nodes: Nodes,
 }
 
@@ -64,8 +77,19 @@ impl Storage {
             backing,
             lock,
         })?;
+        let pool = BlockPool::new(slab);
+        // Take every block: from now on the bitmap decides who holds which
+        // (see `raw.rs`, invariant 1). The indices are not needed: they are
+        // `0..chunks`, and the pool never sees them again.
+        let all = pool
+            .acquire_many(chunks as usize)
+            .map_err(|_| SlabError::NoBlocks)?;
+        for block in all {
+            let _ = block.into_raw();
+        }
         Ok(Storage {
-            pool: BlockPool::new(slab),
+            pool,
+            bitmap: Bitmap::new(chunks),
             nodes: Nodes::new(nodes),
         })
     }
@@ -77,13 +101,12 @@ impl Storage {
 
     /// Chunks in the budget.
     pub(crate) fn chunks_total(&self) -> u64 {
-        self.pool.blocks_total() as u64
+        u64::from(self.bitmap.total())
     }
 
     /// Chunks free right now.
     pub(crate) fn chunks_free(&self) -> u64 {
-        let s = self.pool.stats();
-        (s.blocks_total - s.in_use) as u64
+        u64::from(self.bitmap.free())
     }
 
     /// Chunk-map nodes free right now.
@@ -91,10 +114,19 @@ impl Storage {
         self.nodes.free_count()
     }
 
-    /// Takes a chunk from the pool (its bytes are whatever its last owner
-    /// left: the caller zeroes or overwrites all of them).
-    fn take_chunk(&self) -> Option<u32> {
-        Some(self.pool.acquire().ok()?.into_raw().get())
+    /// Takes a free chunk, `goal` if that one is free, for file chunk
+    /// `index` (its bytes are whatever its last owner left: the caller
+    /// zeroes or overwrites all of them).
+    fn take_chunk(&self, goal: Option<u32>, index: u64) -> Option<u32> {
+        if !self.bitmap.reserve(1) {
+            return None;
+        }
+        Some(self.bitmap.claim(goal, index))
+    }
+
+    /// Gives back a chunk its owner has just dropped from its map.
+    fn release_chunk(&self, block: u32) {
+        self.bitmap.release(block);
     }
 }
 
@@ -269,14 +301,17 @@ impl Content {
             rest: src,
         };
         let mut done = 0usize;
+        // Where the next new chunk should go: after the previous one.
+        let mut goal = None;
         while done < len {
             let pos = offset + done as u64;
             let (index, within) = split(pos);
             let take = (CHUNK_BYTES - within).min(len - done);
-            let Some(block) = self.chunk_for_write(st, index, within == 0 && take == CHUNK_BYTES)
-            else {
+            let whole = within == 0 && take == CHUNK_BYTES;
+            let Some(block) = self.chunk_for_write(st, index, whole, goal) else {
                 break;
             };
+            goal = Some(block + 1);
             cursor.copy_into(&mut raw::chunk_mut(&st.pool, self, block)[within..within + take]);
             done += take;
         }
@@ -284,8 +319,16 @@ impl Content {
     }
 
     /// The block of chunk `index`, made present and marked written; a new
-    /// chunk is zeroed unless the caller overwrites all of it.
-    fn chunk_for_write(&mut self, st: &Storage, index: u64, whole: bool) -> Option<u32> {
+    /// chunk is zeroed unless the caller overwrites all of it. A new chunk
+    /// goes to `goal` when free (see [`bitmap`]); without a goal, after the
+    /// block of chunk `index - 1`.
+    fn chunk_for_write(
+        &mut self,
+        st: &Storage,
+        index: u64,
+        whole: bool,
+        goal: Option<u32>,
+    ) -> Option<u32> {
         let slot = self.tree.slot(&st.nodes, index)?;
         let entry = self.tree.load(&st.nodes, slot);
         if entry != 0 {
@@ -294,12 +337,20 @@ impl Content {
             }
             return Some(block_of(entry));
         }
-        let block = st.take_chunk()?;
+        let goal = goal.or_else(|| self.goal_after(st, index));
+        let block = st.take_chunk(goal, index)?;
         if !whole {
             raw::chunk_mut(&st.pool, self, block).fill(0);
         }
         self.store_new(st, slot, block + 1);
         Some(block)
+    }
+
+    /// The block right after the one of chunk `index - 1`, if present:
+    /// where chunk `index` belongs to continue its run.
+    fn goal_after(&self, st: &Storage, index: u64) -> Option<u32> {
+        let before = self.tree.get(&st.nodes, index.checked_sub(1)?);
+        (before != 0).then(|| block_of(before) + 1)
     }
 
     fn store_new(&mut self, st: &Storage, slot: Slot, entry: u32) {
@@ -326,9 +377,8 @@ impl Content {
     /// Releases the chunks with indices in `from..to`.
     fn remove_chunks(&mut self, st: &Storage, from: u64, to: u64) {
         let mut released = 0u32;
-        let pool = &st.pool;
         self.tree.remove(&st.nodes, from, to, &mut |entry| {
-            raw::release(pool, block_of(entry));
+            st.release_chunk(block_of(entry));
             released += 1;
         });
         self.chunks -= released;
@@ -367,8 +417,8 @@ impl Content {
     /// New chunks are zeroed and *unwritten* (holes to `SEEK_DATA`, as
     /// tmpfs's not-uptodate pages); an unwritten chunk fallocated again
     /// becomes data (tmpfs initializes such a page then). All-or-nothing on
-    /// chunks: when the pool cannot give every missing chunk, nothing is
-    /// taken and `NoSpace` is returned.
+    /// chunks: when not every missing chunk is free, nothing is taken and
+    /// `NoSpace` is returned.
     pub(crate) fn allocate(&mut self, st: &Storage, offset: u64, len: u64) -> Result<(), NoSpace> {
         let first = offset / CHUNK;
         let end = offset.saturating_add(len).div_ceil(CHUNK);
@@ -376,25 +426,36 @@ impl Content {
         if span > st.chunks_total() {
             return Err(NoSpace);
         }
-        let mut missing = 0usize;
+        let mut missing = 0u32;
         for index in first..end {
             if self.tree.get(&st.nodes, index) == 0 {
                 missing += 1;
             }
         }
-        let mut reserved = st.pool.acquire_many(missing).map_err(|_| NoSpace)?;
+        if !st.bitmap.reserve(missing) {
+            return Err(NoSpace);
+        }
+        let mut goal = None;
         for index in first..end {
-            let slot = self.tree.slot(&st.nodes, index).ok_or(NoSpace)?;
+            let Some(slot) = self.tree.slot(&st.nodes, index) else {
+                // Out of chunk-map nodes: what was taken stays (as a write
+                // that runs out keeps what it wrote), the rest goes back.
+                st.bitmap.unreserve(missing);
+                return Err(NoSpace);
+            };
             let entry = self.tree.load(&st.nodes, slot);
             if entry == 0 {
-                let Some(chunk) = reserved.next() else {
-                    return Err(NoSpace);
-                };
-                let block = chunk.into_raw().get();
+                let goal_here = goal.or_else(|| self.goal_after(st, index));
+                let block = st.bitmap.claim(goal_here, index);
+                missing -= 1;
                 raw::chunk_mut(&st.pool, self, block).fill(0);
                 self.store_new(st, slot, (block + 1) | UNWRITTEN);
-            } else if entry & UNWRITTEN != 0 {
-                self.tree.store(&st.nodes, slot, entry & !UNWRITTEN);
+                goal = Some(block + 1);
+            } else {
+                if entry & UNWRITTEN != 0 {
+                    self.tree.store(&st.nodes, slot, entry & !UNWRITTEN);
+                }
+                goal = Some(block_of(entry) + 1);
             }
         }
         Ok(())
@@ -465,7 +526,7 @@ mod tests {
     use super::*;
 
     fn storage(chunks: u32) -> Storage {
-        Storage::new(chunks, 64, BackingRequest::Normal, false).unwrap()
+        Storage::new(chunks, chunks / 8 + 64, BackingRequest::Normal, false).unwrap()
     }
 
     fn read(c: &Content, st: &Storage, offset: u64, len: usize) -> alloc::vec::Vec<u8> {
@@ -510,6 +571,81 @@ mod tests {
         d.write(&st, 10, 1, core::iter::once(&[1u8][..]));
         let v = read(&d, &st, 0, 4096);
         assert_eq!(v.iter().filter(|&&b| b != 0).count(), 1);
+    }
+
+    /// Slices a zero-copy read of `len` bytes from `offset` takes
+    /// (`None`: more than a reply holds, so it would be copied).
+    fn slices(c: &Content, st: &Storage, offset: u64, len: usize) -> Option<usize> {
+        let mut parts = DataParts::new();
+        c.read_parts(st, offset, len, &mut parts).ok()?;
+        assert_eq!(parts.len(), len);
+        Some(parts.slices().len())
+    }
+
+    const MIB: usize = 1 << 20;
+
+    #[test]
+    fn sequential_writes_stay_one_slice_after_deletes_and_with_two_writers() {
+        let st = storage(16384);
+        let data = alloc::vec![5u8; MIB];
+        let write_mib = |c: &mut Content, i: usize| {
+            let n = c.write(&st, (i * MIB) as u64, MIB, core::iter::once(&data[..]));
+            assert_eq!(n, MIB);
+        };
+        // 48 MiB written front to back, deleted (chunks freed in file
+        // order, as an unlink does), written again, three times over.
+        for _ in 0..3 {
+            let mut c = Content::new();
+            for i in 0..48 {
+                write_mib(&mut c, i);
+            }
+            for at in [0, 16 * MIB, 32 * MIB] {
+                assert!(slices(&c, &st, at as u64, 16 * MIB).unwrap() <= 2);
+            }
+            c.clear(&st);
+        }
+        // Two files written at the same time, 1 MiB each in turn.
+        let (mut a, mut b) = (Content::new(), Content::new());
+        for i in 0..24 {
+            write_mib(&mut a, i);
+            write_mib(&mut b, i);
+        }
+        for c in [&a, &b] {
+            for at in [0, 8 * MIB] {
+                let n = slices(c, &st, at as u64, 16 * MIB).unwrap();
+                // Runs of up to 4 MiB: a handful of slices, not thousands.
+                assert!(n <= 8, "{n} slices");
+            }
+        }
+        a.clear(&st);
+        b.clear(&st);
+        assert_eq!(st.chunks_free(), 16384);
+    }
+
+    #[test]
+    fn a_fragmented_file_is_left_to_the_copy_and_reads_right() {
+        let st = storage(8192);
+        // Fill storage, then free every other chunk: what a new file gets
+        // is scattered, one chunk per run.
+        let mut full = Content::new();
+        full.allocate(&st, 0, 8192 * CHUNK).unwrap();
+        for i in (0..8192u64).step_by(2) {
+            full.punch(&st, i * CHUNK, CHUNK);
+        }
+        let mut c = Content::new();
+        let pattern: alloc::vec::Vec<u8> = (0..16 * MIB).map(|i| (i / 4093) as u8).collect();
+        assert_eq!(
+            c.write(&st, 0, pattern.len(), core::iter::once(&pattern[..])),
+            pattern.len()
+        );
+        assert_eq!(st.chunks_free(), 0);
+        // 4096 runs: more slices than a reply takes.
+        assert_eq!(slices(&c, &st, 0, 16 * MIB), None);
+        assert!(slices(&c, &st, 0, MIB).is_some());
+        assert_eq!(read(&c, &st, 0, 16 * MIB), pattern);
+        c.clear(&st);
+        full.clear(&st);
+        assert_eq!(st.chunks_free(), 8192);
     }
 
     #[test]

@@ -2,16 +2,24 @@
 //!
 //! # Safety
 //!
-//! Chunks are blocks of the data slab's [`BlockPool`], taken out of the
-//! pool with [`Block::into_raw`](slabfuse_pool::Block::into_raw) and kept as
-//! bare indices in chunk maps. The functions here turn such an index back
-//! into bytes. They are sound because of this invariant, which the parent
-//! module (`store`) keeps and which nothing outside it can break (the
-//! [`Content`] fields and the node pool are private to it):
+//! Chunks are blocks of the data slab's [`BlockPool`]. At start-up
+//! `Storage::new` takes every block of the pool and turns each into a bare
+//! index ([`Block::into_raw`](slabfuse_pool::Block::into_raw)), never to
+//! give it back while the pool lives: so the pool hands no block to anyone
+//! else, and memfs holds all of them, which is the condition under which
+//! [`BlockPool::block_ptr`] may be dereferenced. Among memfs's objects, the
+//! chunk allocator (`bitmap.rs`) decides who holds which. The functions
+//! here turn a chunk index back into bytes. They are sound because of this
+//! invariant, which the parent module (`store`) keeps and which nothing
+//! outside it can break (the [`Content`] fields, the bitmap and the node
+//! pool are private to it):
 //!
-//! 1. *One owner.* A block index taken with `into_raw` is stored in exactly
-//!    one [`Content`]'s chunk map, once, until that `Content` removes it and
-//!    hands it to [`release`] (once). `Content` is neither `Clone` nor
+//! 1. *One owner.* A chunk is claimed in the bitmap by a `fetch_or` that
+//!    finds its bit clear, which only one thread can (`Bitmap::claim`);
+//!    the claimer stores the index in exactly one [`Content`]'s chunk map,
+//!    once, and nothing else holds it until that `Content` removes it from
+//!    its map and clears the bit (once, `Storage::release_chunk`), after
+//!    which it keeps no slice of it. `Content` is neither `Clone` nor
 //!    `Copy`, so ownership cannot be duplicated.
 //! 2. *Borrow = access.* Bytes of a chunk are read only through
 //!    [`chunks`], which takes `&Content` of the owner, and written only
@@ -22,7 +30,9 @@
 //!    borrowed, hence no other slice of that chunk exists. The callers hold
 //!    the owning inode's read lock (for `&Content`) or write lock (for
 //!    `&mut Content`), which is how these borrows arise across threads;
-//!    a data reply is sent while the read guard lives.
+//!    a data reply is sent while the read guard lives. The bitmap's
+//!    `fetch_or` and `fetch_and` are `AcqRel`, so a chunk's last owner's
+//!    writes happen before its next owner's.
 //! 3. *Valid memory.* The pool outlives every slice (the slices borrow it),
 //!    block `i` starts `i * CHUNK_BYTES` after block 0 in one mapping
 //!    ([`Slab::as_ptr`](slabfuse_pool::Slab::as_ptr)), and its bytes are
@@ -56,8 +66,8 @@ pub(super) fn chunks<'a>(
 }
 
 /// The bytes of chunk `block`, writable. The caller (in `store`) passes a
-/// block that `owner`'s chunk map holds, or one it has just taken from the
-/// pool and is about to store there (invariant 1).
+/// block that `owner`'s chunk map holds, or one it has just claimed in the
+/// bitmap and is about to store there (invariant 1).
 pub(super) fn chunk_mut<'a>(
     pool: &'a BlockPool,
     owner: &'a mut Content,
@@ -70,15 +80,4 @@ pub(super) fn chunk_mut<'a>(
     // exclusively borrowed for 'a, so no other slice of it exists or can be
     // made for 'a (invariant 2).
     unsafe { core::slice::from_raw_parts_mut(ptr.as_ptr(), CHUNK_BYTES) }
-}
-
-/// Gives chunk `block` back to the pool. The caller (in `store`) has just
-/// removed it from its owner's chunk map, where it was held once
-/// (invariant 1), and keeps no slice of it.
-pub(super) fn release(pool: &BlockPool, block: u32) {
-    // SAFETY: the index came from `Block::into_raw` on this pool (only
-    // `Storage::take_chunk` fills chunk maps) and is converted back exactly
-    // once: it has just been removed from the one map that held it.
-    let chunk = unsafe { pool.from_raw(BlockIndex::new(block)) };
-    drop(chunk);
 }

@@ -468,6 +468,43 @@ fn compare_dir(a: &Path, b: &Path, rel: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Every path under `root` (relative, `""` for the root itself), depth
+/// first in name order. Listing may change directories' atimes.
+pub fn tree_paths(root: &Path) -> Vec<PathBuf> {
+    fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) {
+        out.push(rel.to_path_buf());
+        for name in list(&root.join(rel)).unwrap_or_default() {
+            let r = rel.join(&name);
+            if lstat(&root.join(&r)).is_ok_and(|s| s.mode & libc::S_IFMT == libc::S_IFDIR) {
+                walk(root, &r, out);
+            } else {
+                out.push(r);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, Path::new(""), &mut out);
+    out
+}
+
+/// The `lstat` summary and times of each of `paths` under `root`: path
+/// walks and attributes only, which change nothing.
+pub fn attributes(root: &Path, paths: &[PathBuf]) -> Vec<(PathBuf, R<StatSummary>, R<[i128; 3]>)> {
+    paths
+        .iter()
+        .map(|r| {
+            let p = root.join(r);
+            (r.clone(), lstat(&p), times(&p))
+        })
+        .collect()
+}
+
+/// Makes the kernel forget the dentries and inodes it caches (those not
+/// in use), so that the next walk of a FUSE mount asks the daemon again.
+pub fn drop_kernel_caches() {
+    std::fs::write("/proc/sys/vm/drop_caches", "2").expect("write drop_caches");
+}
+
 /// Compares two regular files' bytes and data extents.
 pub fn compare_file(pa: &Path, pb: &Path) -> Result<(), String> {
     let fa = open(pa, libc::O_RDONLY | libc::O_NONBLOCK, 0).map_err(|e| format!("open a: {e}"))?;
