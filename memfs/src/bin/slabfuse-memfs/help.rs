@@ -34,7 +34,8 @@ OPTIONS
     --poll-us N          after each request the first worker keeps reading
                          without sleeping for N microseconds, so back-to-back
                          requests find it awake: lower latency for one busy
-                         core while traffic lasts, none while idle  [0: off]
+                         core while traffic lasts, none while idle; 0 turns
+                         it off  [50]
     -o OPTS              comma-separated mount options, below
     -f, --foreground     stay in the foreground
     -h, --help           this text
