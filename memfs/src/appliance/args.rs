@@ -101,6 +101,8 @@ pub(crate) struct Options {
     pub(crate) inodes: Option<u32>,
     pub(crate) max_message_bytes: u64,
     pub(crate) workers: Option<usize>,
+    /// `--poll-us`: how long the first worker polls after a request.
+    pub(crate) poll_us: u64,
     pub(crate) block_size_bytes: Option<u64>,
     pub(crate) hugepages: Hugepages,
     pub(crate) mount: MountChoices,
@@ -153,6 +155,7 @@ const VALUED_LONG: &[(&str, &str)] = &[
     ("inodes", "inodes"),
     ("max-message", "max_message"),
     ("workers", "workers"),
+    ("poll-us", "poll_us"),
     ("block-size", "block_size"),
     ("hugepages", "hugepages"),
     ("budget", "budget"),
@@ -171,6 +174,7 @@ where
         inodes: None,
         max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         workers: None,
+        poll_us: 50,
         block_size_bytes: None,
         hugepages: Hugepages::Auto,
         mount: MountChoices::default(),
@@ -327,9 +331,9 @@ fn option(o: &mut Options, item: &str) -> Result<(), String> {
         _ => {
             let Some(value) = value else {
                 return Err(match key {
-                    "size" | "inodes" | "max_message" | "workers" | "block_size" | "hugepages"
-                    | "uid" | "gid" | "mode" | "fsname" | "subtype" | "max_read" | "budget"
-                    | "log_fd" => format!("'{key}' needs a value ({key}=...)"),
+                    "size" | "inodes" | "max_message" | "workers" | "poll_us" | "block_size"
+                    | "hugepages" | "uid" | "gid" | "mode" | "fsname" | "subtype" | "max_read"
+                    | "budget" | "log_fd" => format!("'{key}' needs a value ({key}=...)"),
                     _ => format!("unknown mount option '{key}'"),
                 });
             };
@@ -366,6 +370,13 @@ fn setting(o: &mut Options, key: &str, value: &str) -> Result<(), String> {
                 return Err(format!("workers must be between 1 and {WORKERS_MAX}"));
             }
             o.workers = usize::try_from(n).ok();
+        }
+        "poll_us" => {
+            let n = parse_count(value)?;
+            if n > 1_000_000 {
+                return Err("poll_us must be at most 1000000 (1 s)".to_owned());
+            }
+            o.poll_us = n;
         }
         "block_size" => o.block_size_bytes = Some(parse_bytes(value)?),
         "hugepages" => {
@@ -483,6 +494,8 @@ Options (each also as -o key=value, with '_' for '-'):
   --inodes N            inodes, root included (default: memfs's)
   --max-message SIZE    largest WRITE to ask the kernel for (default 16M)
   --workers N           worker threads (default: CPUs in the affinity mask)
+  --poll-us N           the first worker keeps reading without sleeping this
+                        long after a request (default 50; 0: never)
   --block-size SIZE     pool block size (default: the runtime picks)
   --hugepages MODE      auto | require | off (default auto)
   --budget SIZE         refuse to start unless pool + storage fit in SIZE

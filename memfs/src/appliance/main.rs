@@ -260,8 +260,12 @@ fn serve(options: &Options, signals: &SignalSet) -> Result<i32, Failed> {
         backing,
         lock_memory: true,
         max_pages_limit: slabfuse::plan::read_max_pages_limit(),
+        poll_ns: options.poll_us.saturating_mul(1000),
         ..Config::default()
     };
+    // The polling worker reads the monotonic clock: resolve it (the vDSO,
+    // or its fallback) before serving, not on the first request.
+    let _ = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     let plan = Plan::compute(&config).map_err(|e| {
         error!("memory plan: {}", e);
         Failed
