@@ -417,44 +417,48 @@ macro_rules! reply_common {
     };
 }
 
-/// An answer with no data (UNLINK, RELEASE, SETXATTR, …).
-pub struct ReplyEmpty<'w> {
-    core: ReplyCore<'w>,
+/// A reply type that holds nothing but its core and needs no pool blocks
+/// to be deferred.
+macro_rules! simple_reply {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        pub struct $name<'w> {
+            core: ReplyCore<'w>,
+        }
+        reply_common!($name);
+
+        impl<'w> $name<'w> {
+            pub(crate) fn new(core: ReplyCore<'w>) -> Self {
+                $name { core }
+            }
+            fn blocks_for_defer(&self) -> usize {
+                0
+            }
+            fn rebuild(self, core: ReplyCore<'static>) -> $name<'static> {
+                $name { core }
+            }
+        }
+    };
 }
-reply_common!(ReplyEmpty);
+
+simple_reply!(
+    /// An answer with no data (UNLINK, RELEASE, SETXATTR, …).
+    ReplyEmpty
+);
 
 impl<'w> ReplyEmpty<'w> {
-    pub(crate) fn new(core: ReplyCore<'w>) -> Self {
-        ReplyEmpty { core }
-    }
-    fn blocks_for_defer(&self) -> usize {
-        0
-    }
-    fn rebuild(self, core: ReplyCore<'static>) -> ReplyEmpty<'static> {
-        ReplyEmpty { core }
-    }
     /// Success.
     pub fn ok(mut self) -> Replied {
         self.core.ok_struct(&[])
     }
 }
 
-/// An entry: LOOKUP, MKNOD, MKDIR, SYMLINK, LINK.
-pub struct ReplyEntry<'w> {
-    core: ReplyCore<'w>,
-}
-reply_common!(ReplyEntry);
+simple_reply!(
+    /// An entry: LOOKUP, MKNOD, MKDIR, SYMLINK, LINK.
+    ReplyEntry
+);
 
 impl<'w> ReplyEntry<'w> {
-    pub(crate) fn new(core: ReplyCore<'w>) -> Self {
-        ReplyEntry { core }
-    }
-    fn blocks_for_defer(&self) -> usize {
-        0
-    }
-    fn rebuild(self, core: ReplyCore<'static>) -> ReplyEntry<'static> {
-        ReplyEntry { core }
-    }
     /// The entry. Each successful entry reply (with a non-zero node) adds
     /// one to the node's lookup count.
     pub fn entry(mut self, entry: &Entry) -> Replied {
@@ -463,22 +467,12 @@ impl<'w> ReplyEntry<'w> {
     }
 }
 
-/// Attributes: GETATTR, SETATTR.
-pub struct ReplyAttr<'w> {
-    core: ReplyCore<'w>,
-}
-reply_common!(ReplyAttr);
+simple_reply!(
+    /// Attributes: GETATTR, SETATTR.
+    ReplyAttr
+);
 
 impl<'w> ReplyAttr<'w> {
-    pub(crate) fn new(core: ReplyCore<'w>) -> Self {
-        ReplyAttr { core }
-    }
-    fn blocks_for_defer(&self) -> usize {
-        0
-    }
-    fn rebuild(self, core: ReplyCore<'static>) -> ReplyAttr<'static> {
-        ReplyAttr { core }
-    }
     /// The attributes and how long the kernel may cache them.
     pub fn attr(mut self, attr: &Attr, ttl: Duration) -> Replied {
         let out = abi::fuse_attr_out {
@@ -491,22 +485,12 @@ impl<'w> ReplyAttr<'w> {
     }
 }
 
-/// An open file: OPEN, OPENDIR.
-pub struct ReplyOpen<'w> {
-    core: ReplyCore<'w>,
-}
-reply_common!(ReplyOpen);
+simple_reply!(
+    /// An open file: OPEN, OPENDIR.
+    ReplyOpen
+);
 
 impl<'w> ReplyOpen<'w> {
-    pub(crate) fn new(core: ReplyCore<'w>) -> Self {
-        ReplyOpen { core }
-    }
-    fn blocks_for_defer(&self) -> usize {
-        0
-    }
-    fn rebuild(self, core: ReplyCore<'static>) -> ReplyOpen<'static> {
-        ReplyOpen { core }
-    }
     /// The handle and `FOPEN_*` flags.
     pub fn opened(mut self, fh: FileHandle, open_flags: u32) -> Replied {
         let out = abi::fuse_open_out {
@@ -518,22 +502,12 @@ impl<'w> ReplyOpen<'w> {
     }
 }
 
-/// CREATE and TMPFILE: an entry and an open file.
-pub struct ReplyCreate<'w> {
-    core: ReplyCore<'w>,
-}
-reply_common!(ReplyCreate);
+simple_reply!(
+    /// CREATE and TMPFILE: an entry and an open file.
+    ReplyCreate
+);
 
 impl<'w> ReplyCreate<'w> {
-    pub(crate) fn new(core: ReplyCore<'w>) -> Self {
-        ReplyCreate { core }
-    }
-    fn blocks_for_defer(&self) -> usize {
-        0
-    }
-    fn rebuild(self, core: ReplyCore<'static>) -> ReplyCreate<'static> {
-        ReplyCreate { core }
-    }
     /// The new entry, its handle and `FOPEN_*` flags.
     pub fn created(mut self, entry: &Entry, fh: FileHandle, open_flags: u32) -> Replied {
         #[derive(zerocopy::IntoBytes, zerocopy::Immutable)]
@@ -591,22 +565,12 @@ impl<'w> ReplyWrite<'w> {
     }
 }
 
-/// STATFS.
-pub struct ReplyStatfs<'w> {
-    core: ReplyCore<'w>,
-}
-reply_common!(ReplyStatfs);
+simple_reply!(
+    /// STATFS.
+    ReplyStatfs
+);
 
 impl<'w> ReplyStatfs<'w> {
-    pub(crate) fn new(core: ReplyCore<'w>) -> Self {
-        ReplyStatfs { core }
-    }
-    fn blocks_for_defer(&self) -> usize {
-        0
-    }
-    fn rebuild(self, core: ReplyCore<'static>) -> ReplyStatfs<'static> {
-        ReplyStatfs { core }
-    }
     /// The numbers.
     pub fn statfs(mut self, st: &Statfs) -> Replied {
         let out = abi::fuse_statfs_out { st: st.to_abi() };
@@ -614,22 +578,12 @@ impl<'w> ReplyStatfs<'w> {
     }
 }
 
-/// LSEEK.
-pub struct ReplyLseek<'w> {
-    core: ReplyCore<'w>,
-}
-reply_common!(ReplyLseek);
+simple_reply!(
+    /// LSEEK.
+    ReplyLseek
+);
 
 impl<'w> ReplyLseek<'w> {
-    pub(crate) fn new(core: ReplyCore<'w>) -> Self {
-        ReplyLseek { core }
-    }
-    fn blocks_for_defer(&self) -> usize {
-        0
-    }
-    fn rebuild(self, core: ReplyCore<'static>) -> ReplyLseek<'static> {
-        ReplyLseek { core }
-    }
     /// The resulting offset.
     pub fn offset(mut self, offset: u64) -> Replied {
         let out = abi::fuse_lseek_out { offset };
@@ -794,14 +748,6 @@ impl<'w> ReplyXattr<'w> {
     }
 }
 
-/// READDIR: entries encoded into the reply's own room as they are added.
-pub struct ReplyDirectory<'w> {
-    core: ReplyCore<'w>,
-    limit: usize,
-    written: usize,
-}
-reply_common!(ReplyDirectory);
-
 /// Encodes one record at `at` bytes into `dest`, if it fits under `limit`.
 fn put_record(
     core: &mut ReplyCore<'_>,
@@ -834,25 +780,66 @@ fn put_record(
     .flatten()
 }
 
-impl<'w> ReplyDirectory<'w> {
-    pub(crate) fn new(core: ReplyCore<'w>, limit: usize) -> Self {
-        ReplyDirectory {
-            core,
-            limit,
-            written: 0,
+/// A directory listing: records are encoded into the reply's own room as
+/// they are added, and `ok` sends what was added.
+macro_rules! listing_reply {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        pub struct $name<'w> {
+            core: ReplyCore<'w>,
+            limit: usize,
+            written: usize,
         }
-    }
-    fn blocks_for_defer(&self) -> usize {
-        blocks_for(&self.core, self.limit)
-    }
-    fn rebuild(self, core: ReplyCore<'static>) -> ReplyDirectory<'static> {
-        ReplyDirectory {
-            core,
-            limit: self.limit,
-            written: self.written,
-        }
-    }
+        reply_common!($name);
 
+        impl<'w> $name<'w> {
+            pub(crate) fn new(core: ReplyCore<'w>, limit: usize) -> Self {
+                $name {
+                    core,
+                    limit,
+                    written: 0,
+                }
+            }
+            fn blocks_for_defer(&self) -> usize {
+                blocks_for(&self.core, self.limit)
+            }
+            fn rebuild(self, core: ReplyCore<'static>) -> $name<'static> {
+                $name {
+                    core,
+                    limit: self.limit,
+                    written: self.written,
+                }
+            }
+            /// Appends one record; false when it does not fit.
+            fn push(&mut self, fixed: &[u8], name: &[u8]) -> bool {
+                match put_record(&mut self.core, self.limit, self.written, fixed, name) {
+                    Some(end) => {
+                        self.written = end;
+                        true
+                    }
+                    None => false,
+                }
+            }
+            /// Sends the entries added (none = end of directory).
+            pub fn ok(mut self) -> Replied {
+                let n = self.written;
+                self.core.send(None, &[], Payload::Dest(n))
+            }
+        }
+    };
+}
+
+listing_reply!(
+    /// READDIR: entries encoded into the reply's own room as they are added.
+    ReplyDirectory
+);
+
+listing_reply!(
+    /// READDIRPLUS: entries with their attributes.
+    ReplyDirectoryPlus
+);
+
+impl ReplyDirectory<'_> {
     /// Adds one entry; `offset` is what the kernel sends back to continue
     /// *after* this entry. Returns false (entry not added) when it does not
     /// fit: send what you have with [`ok`](Self::ok).
@@ -866,49 +853,11 @@ impl<'w> ReplyDirectory<'w> {
             namelen,
             r#type: kind.dirent_type(),
         };
-        match put_record(&mut self.core, self.limit, self.written, d.as_bytes(), name) {
-            Some(end) => {
-                self.written = end;
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Sends the entries added (none = end of directory).
-    pub fn ok(mut self) -> Replied {
-        let n = self.written;
-        self.core.send(None, &[], Payload::Dest(n))
+        self.push(d.as_bytes(), name)
     }
 }
 
-/// READDIRPLUS: entries with their attributes.
-pub struct ReplyDirectoryPlus<'w> {
-    core: ReplyCore<'w>,
-    limit: usize,
-    written: usize,
-}
-reply_common!(ReplyDirectoryPlus);
-
-impl<'w> ReplyDirectoryPlus<'w> {
-    pub(crate) fn new(core: ReplyCore<'w>, limit: usize) -> Self {
-        ReplyDirectoryPlus {
-            core,
-            limit,
-            written: 0,
-        }
-    }
-    fn blocks_for_defer(&self) -> usize {
-        blocks_for(&self.core, self.limit)
-    }
-    fn rebuild(self, core: ReplyCore<'static>) -> ReplyDirectoryPlus<'static> {
-        ReplyDirectoryPlus {
-            core,
-            limit: self.limit,
-            written: self.written,
-        }
-    }
-
+impl ReplyDirectoryPlus<'_> {
     /// Adds one entry with its lookup data. The kernel takes a lookup
     /// reference for every entry added with a non-zero node **except `.` and
     /// `..`**: count it as a LOOKUP. Returns false when it does not fit.
@@ -925,18 +874,6 @@ impl<'w> ReplyDirectoryPlus<'w> {
                 r#type: kind.dirent_type(),
             },
         };
-        match put_record(&mut self.core, self.limit, self.written, d.as_bytes(), name) {
-            Some(end) => {
-                self.written = end;
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Sends the entries added (none = end of directory).
-    pub fn ok(mut self) -> Replied {
-        let n = self.written;
-        self.core.send(None, &[], Payload::Dest(n))
+        self.push(d.as_bytes(), name)
     }
 }
