@@ -23,6 +23,8 @@
 //! - `plan`: the sizing formulas; `error`: the internal errors and their
 //!   errnos.
 //! - `namespace`, `file`, `xattr`: the operations.
+//! - [`options`]: the command-line settings the daemon and the appliance
+//!   image share, and their parsers.
 //!
 //! Concurrency: every operation locks the inodes it touches, never a
 //! global lock: reads of different files never wait for each other, and a
@@ -40,6 +42,7 @@ mod file;
 mod names;
 mod namespace;
 mod node;
+pub mod options;
 mod plan;
 mod store;
 mod sync;

@@ -61,11 +61,11 @@ use defmt::{Display2Format, error, info, warn};
 use rustix::io::Errno;
 use rustix::process::Signal;
 use slabfuse::mount::{MountMethod, MountOptions, MountpointGuard};
-use slabfuse::pool::{BackingRequest, LockStatus};
+use slabfuse::pool::LockStatus;
 use slabfuse::{Config, DevFuse, Plan, Session, Worker, WorkerExit};
 use slabfuse_memfs::{MemFs, MemFsConfig};
 
-use crate::args::{Command, Hugepages, Options, UsageError};
+use crate::args::{Command, Options, UsageError};
 use crate::memory::MemoryPlan;
 use crate::sys::{SignalSet, Thread};
 
@@ -235,32 +235,29 @@ fn serve(options: &Options, signals: &SignalSet) -> Result<i32, Failed> {
             .collect(),
         Err(_) => Vec::new(),
     };
-    let workers = options.workers.unwrap_or(cpus.len().max(1));
-    let backing = match options.hugepages {
-        Hugepages::Auto => BackingRequest::Auto,
-        Hugepages::Require => BackingRequest::HugeTlb,
-        Hugepages::Off => BackingRequest::Normal,
-    };
+    let serve = &options.serve;
+    let workers = serve.workers.unwrap_or(cpus.len().max(1));
+    let backing = serve.hugepages.backing();
     info!(
         "slabfuse-memfs {=str} (appliance): {=str}, {=usize} workers on {=usize} CPUs, hugepages {}",
         env!("CARGO_PKG_VERSION"),
         mountpoint_str,
         workers,
         cpus.len(),
-        options.hugepages
+        serve.hugepages
     );
 
     // The runtime's plan, before anything is mapped.
     let config = Config {
         workers,
-        max_message: usize::try_from(options.max_message_bytes).unwrap_or(usize::MAX),
-        block_size: options
+        max_message: usize::try_from(serve.max_message_bytes).unwrap_or(usize::MAX),
+        block_size: serve
             .block_size_bytes
             .map(|b| usize::try_from(b).unwrap_or(usize::MAX)),
         backing,
         lock_memory: true,
         max_pages_limit: slabfuse::plan::read_max_pages_limit(),
-        poll_ns: options.poll_us.saturating_mul(1000),
+        poll_ns: serve.poll_us.saturating_mul(1000),
         ..Config::default()
     };
     // The polling worker reads the monotonic clock: resolve it (the vDSO,
@@ -278,15 +275,15 @@ fn serve(options: &Options, signals: &SignalSet) -> Result<i32, Failed> {
     // the arena's line of the memory plan.
     let defaults = MemFsConfig::default();
     let memfs_config = MemFsConfig {
-        size_bytes: options.size_bytes,
-        inodes: options.inodes.unwrap_or(defaults.inodes),
+        size_bytes: serve.size_bytes,
+        inodes: serve.inodes.unwrap_or(defaults.inodes),
         backing,
         lock: true,
-        root_mode: options.root_mode.unwrap_or(defaults.root_mode),
-        root_uid: options
+        root_mode: serve.root_mode.unwrap_or(defaults.root_mode),
+        root_uid: serve
             .root_uid
             .unwrap_or_else(|| rustix::process::geteuid().as_raw()),
-        root_gid: options
+        root_gid: serve
             .root_gid
             .unwrap_or_else(|| rustix::process::getegid().as_raw()),
         ..defaults
@@ -547,7 +544,7 @@ fn lock_name(status: LockStatus) -> &'static str {
 
 /// The runtime's mount options from the command line's.
 fn mount_options(options: &Options) -> MountOptions {
-    let m = &options.mount;
+    let m = &options.serve.mount;
     let fsname = m.fsname.clone().unwrap_or_else(|| {
         options
             .source

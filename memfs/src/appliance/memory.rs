@@ -48,18 +48,11 @@ impl MemoryPlan {
     }
 }
 
-/// Resident bytes of this process now (`VmRSS + HugetlbPages`), or `None`
-/// when `/proc` is not there. Allocates nothing.
-pub(crate) fn resident_bytes() -> Option<u64> {
+/// Reads as much of a `/proc` file as fits in `buf`; the length read, or
+/// `None` when it cannot be opened or read. Allocates nothing.
+fn read_proc_file(path: &core::ffi::CStr, buf: &mut [u8]) -> Option<usize> {
     use rustix::fs::{Mode, OFlags};
-    let fd = rustix::fs::open(
-        c"/proc/self/status",
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .ok()?;
-    // `status` is about 1.5 KiB; the fields wanted come before its end.
-    let mut buf = [0u8; 4096];
+    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
     let mut len = 0;
     while len < buf.len() {
         match rustix::io::read(&fd, &mut buf[len..]) {
@@ -69,6 +62,15 @@ pub(crate) fn resident_bytes() -> Option<u64> {
             Err(_) => return None,
         }
     }
+    Some(len)
+}
+
+/// Resident bytes of this process now (`VmRSS + HugetlbPages`), or `None`
+/// when `/proc` is not there. Allocates nothing.
+pub(crate) fn resident_bytes() -> Option<u64> {
+    // `status` is about 1.5 KiB; the fields wanted come before its end.
+    let mut buf = [0u8; 4096];
+    let len = read_proc_file(c"/proc/self/status", &mut buf)?;
     let text = &buf[..len];
     let rss = field_kib(text, b"VmRSS:")?;
     let hugetlb = field_kib(text, b"HugetlbPages:").unwrap_or(0);
@@ -79,23 +81,8 @@ pub(crate) fn resident_bytes() -> Option<u64> {
 /// and ended), from `/proc/self/stat`; `None` when `/proc` is not there.
 /// Allocates nothing.
 pub(crate) fn page_faults() -> Option<u64> {
-    use rustix::fs::{Mode, OFlags};
-    let fd = rustix::fs::open(
-        c"/proc/self/stat",
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .ok()?;
     let mut buf = [0u8; 1024];
-    let mut len = 0;
-    while len < buf.len() {
-        match rustix::io::read(&fd, &mut buf[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(_) => return None,
-        }
-    }
+    let len = read_proc_file(c"/proc/self/stat", &mut buf)?;
     // The fields after the command name (which may hold spaces, but ends
     // at the last ')'): state, ppid, pgrp, session, tty_nr, tpgid, flags,
     // minflt, cminflt, majflt.

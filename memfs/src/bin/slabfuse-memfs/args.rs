@@ -15,27 +15,7 @@
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 
-use crate::size::{parse_bytes, parse_count};
-
-/// Default data budget (`--size`).
-pub(crate) const DEFAULT_SIZE_BYTES: u64 = 64 << 20;
-/// Default maximum message (`--max-message`): what large-I/O users want;
-/// the kernel's `max_pages_limit` usually negotiates it down.
-pub(crate) const DEFAULT_MAX_MESSAGE_BYTES: u64 = 16 << 20;
-/// Most worker threads accepted: each owns a receive buffer of up to
-/// `--max-message` bytes, so a typo like `--workers 10000` would otherwise
-/// try to map gigabytes.
-pub(crate) const WORKERS_MAX: usize = 1024;
-/// How long the first worker polls after a request by default: measured
-/// here, it lifts 4k random IOPS from ~40k to ~65k, metadata from ~23k to
-/// ~42k ops/s and 16 MiB reads by a third, for one core busy only while
-/// requests keep coming.
-pub(crate) const POLL_US_DEFAULT: u64 = 50;
-/// Longest polling budget accepted: beyond a second it is a spinning core,
-/// not a latency trade.
-const POLL_US_MAX: u64 = 1_000_000;
-/// The permission bits `mode=` may set.
-pub(crate) const MODE_MASK: u32 = 0o7777;
+use slabfuse_memfs::options::{self, ProgramOptions, SHARED_VALUED_LONG, ServeOptions};
 
 /// What the command line asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,58 +28,6 @@ pub(crate) enum Command {
     Run(Box<Options>),
 }
 
-/// `--hugepages`: how the slabs are backed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Hugepages {
-    /// hugetlb pages, else transparent huge pages, else normal pages.
-    Auto,
-    /// hugetlb pages or fail.
-    Require,
-    /// Normal pages only.
-    Off,
-}
-
-/// Mount options (`-o`), in the runtime's terms.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct MountChoices {
-    /// `allow_other`.
-    pub(crate) allow_other: bool,
-    /// `default_permissions` (on) / `no_default_permissions`.
-    pub(crate) default_permissions: bool,
-    /// `ro` / `rw`.
-    pub(crate) read_only: bool,
-    /// `suid` / `nosuid`.
-    pub(crate) suid: bool,
-    /// `dev` / `nodev`.
-    pub(crate) dev: bool,
-    /// `noexec` / `exec`.
-    pub(crate) noexec: bool,
-    /// `fsname=`; `None`: SOURCE, else the program name.
-    pub(crate) fsname: Option<String>,
-    /// `subtype=`; `None`: the program name.
-    pub(crate) subtype: Option<String>,
-    /// `max_read=`.
-    pub(crate) max_read: Option<u32>,
-}
-
-impl Default for MountChoices {
-    fn default() -> MountChoices {
-        MountChoices {
-            allow_other: false,
-            default_permissions: true,
-            read_only: false,
-            // As fusermount3 mounts for users: no set-user-id, no devices,
-            // unless asked (mount.fuse3 asks for both unless told not to).
-            suid: false,
-            dev: false,
-            noexec: false,
-            fsname: None,
-            subtype: None,
-            max_read: None,
-        }
-    }
-}
-
 /// Everything `Run` needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Options {
@@ -109,29 +37,8 @@ pub(crate) struct Options {
     pub(crate) mountpoint: OsString,
     /// `-f`: stay in the foreground.
     pub(crate) foreground: bool,
-    /// `--size`: data budget, bytes.
-    pub(crate) size_bytes: u64,
-    /// `--inodes`; `None`: memfs's default.
-    pub(crate) inodes: Option<u32>,
-    /// `--max-message`, bytes.
-    pub(crate) max_message_bytes: u64,
-    /// `--workers`; `None`: one per CPU.
-    pub(crate) workers: Option<usize>,
-    /// `--poll-us`: how long the first worker polls after a request, µs
-    /// (0: never).
-    pub(crate) poll_us: u64,
-    /// `--block-size`; `None`: the runtime picks.
-    pub(crate) block_size_bytes: Option<u64>,
-    /// `--hugepages`.
-    pub(crate) hugepages: Hugepages,
-    /// `-o` mount options.
-    pub(crate) mount: MountChoices,
-    /// `uid=`: the root directory's owner; `None`: whoever runs the daemon.
-    pub(crate) root_uid: Option<u32>,
-    /// `gid=`: the root directory's group; `None`: the daemon's group.
-    pub(crate) root_gid: Option<u32>,
-    /// `mode=`: the root directory's permission bits; `None`: memfs's default.
-    pub(crate) root_mode: Option<u32>,
+    /// The settings the appliance image shares.
+    pub(crate) serve: ServeOptions,
     /// memfs's caching choices (`None`: memfs's defaults).
     pub(crate) cache: CacheChoices,
 }
@@ -154,37 +61,6 @@ pub(crate) struct CacheChoices {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct UsageError(pub(crate) String);
 
-/// Keywords `mount(8)`, `/etc/fstab` and `mount.fuse3` pass that mean
-/// nothing to this daemon: accepted and ignored. (The atime family is
-/// accepted for fstab compatibility: FUSE leaves atime to the filesystem.)
-const IGNORED_KEYWORDS: &[&str] = &[
-    "defaults",
-    "auto",
-    "noauto",
-    "user",
-    "nouser",
-    "users",
-    "owner",
-    "group",
-    "_netdev",
-    "nofail",
-    "atime",
-    "noatime",
-    "relatime",
-    "norelatime",
-    "strictatime",
-    "nostrictatime",
-    "lazytime",
-    "nolazytime",
-    "diratime",
-    "nodiratime",
-    "sync",
-    "async",
-    "dirsync",
-    "loud",
-    "silent",
-];
-
 /// Settings accumulated while parsing; turned into [`Options`] at the end.
 struct Builder {
     positionals: Vec<OsString>,
@@ -202,17 +78,7 @@ where
             source: None,
             mountpoint: OsString::new(),
             foreground: false,
-            size_bytes: DEFAULT_SIZE_BYTES,
-            inodes: None,
-            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
-            workers: None,
-            poll_us: POLL_US_DEFAULT,
-            block_size_bytes: None,
-            hugepages: Hugepages::Auto,
-            mount: MountChoices::default(),
-            root_uid: None,
-            root_gid: None,
-            root_mode: None,
+            serve: ServeOptions::default(),
             cache: CacheChoices::default(),
         },
     };
@@ -247,17 +113,18 @@ where
                         _ => b.options.foreground = true,
                     }
                 }
-                "size" | "inodes" | "max-message" | "workers" | "block-size" | "hugepages"
-                | "poll-us" => {
+                _ => {
+                    let Some(&(_, key)) = SHARED_VALUED_LONG.iter().find(|(n, _)| *n == name)
+                    else {
+                        return Err(UsageError(format!("unknown option '--{name}'")));
+                    };
                     let value = match inline {
                         Some(v) => v,
                         None => next_value(&mut args, &format!("--{name}"))?,
                     };
-                    let key = name.replace('-', "_");
-                    b.setting(&key, &value)
+                    options::setting(&mut b, key, &value)
                         .map_err(|e| UsageError(format!("--{name} {value}: {e}")))?;
                 }
-                _ => return Err(UsageError(format!("unknown option '--{name}'"))),
             }
             continue;
         }
@@ -268,9 +135,11 @@ where
             "-V" => return Ok(Command::Version),
             "-o" => {
                 let list = next_value(&mut args, "-o")?;
-                b.option_list(&list)?;
+                options::option_list(&mut b, &list).map_err(UsageError)?;
             }
-            _ if text.starts_with("-o") => b.option_list(&text[2..])?,
+            _ if text.starts_with("-o") => {
+                options::option_list(&mut b, &text[2..]).map_err(UsageError)?
+            }
             _ => return Err(UsageError(format!("unknown option '{text}'"))),
         }
     }
@@ -290,181 +159,37 @@ fn next_value(
         .map_err(|v| UsageError(format!("the value {v:?} of '{option}' is not valid UTF-8")))
 }
 
-/// Splits an `-o` list at commas; `\,` is a comma inside a value and `\\`
-/// a backslash (fusermount3's escaping).
-fn split_option_list(list: &str) -> Vec<String> {
-    let mut items = Vec::new();
-    let mut current = String::new();
-    let mut chars = list.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => match chars.next() {
-                Some(escaped) => current.push(escaped),
-                None => current.push('\\'),
-            },
-            ',' => items.push(core::mem::take(&mut current)),
-            _ => current.push(c),
-        }
+impl ProgramOptions for Builder {
+    fn serve(&mut self) -> &mut ServeOptions {
+        &mut self.options.serve
     }
-    items.push(current);
-    items
+
+    /// The daemon's own keys: memfs's caching choices.
+    fn extra(&mut self, key: &str, value: Option<&str>) -> Option<Result<(), String>> {
+        let c = &mut self.options.cache;
+        Some(match (key, value) {
+            ("direct_io" | "kernel_cache" | "keep_cache", Some(_)) => {
+                Err(format!("'{key}' takes no value"))
+            }
+            ("direct_io", None) => {
+                c.direct_io = Some(true);
+                Ok(())
+            }
+            ("kernel_cache" | "keep_cache", None) => {
+                c.keep_cache = Some(true);
+                Ok(())
+            }
+            ("entry_timeout" | "attr_timeout", None) => {
+                Err(format!("'{key}' needs a value ({key}=...)"))
+            }
+            ("entry_timeout", Some(v)) => parse_seconds_ms(v).map(|ms| c.entry_ttl_ms = Some(ms)),
+            ("attr_timeout", Some(v)) => parse_seconds_ms(v).map(|ms| c.attr_ttl_ms = Some(ms)),
+            _ => return None,
+        })
+    }
 }
 
 impl Builder {
-    /// One `-o` list.
-    fn option_list(&mut self, list: &str) -> Result<(), UsageError> {
-        for item in split_option_list(list) {
-            self.option(&item)
-                .map_err(|e| UsageError(format!("-o {item}: {e}")))?;
-        }
-        Ok(())
-    }
-
-    /// One `-o` item: `key` or `key=value`.
-    fn option(&mut self, item: &str) -> Result<(), String> {
-        if item.is_empty() || item.starts_with("x-") || item.starts_with("comment=") {
-            return Ok(());
-        }
-        let (key, value) = match item.split_once('=') {
-            Some((k, v)) => (k, Some(v)),
-            None => (item, None),
-        };
-        let m = &mut self.options.mount;
-        let flag: Option<&mut bool> = match key {
-            "allow_other" => Some(&mut m.allow_other),
-            "default_permissions" => Some(&mut m.default_permissions),
-            "ro" => Some(&mut m.read_only),
-            "suid" => Some(&mut m.suid),
-            "dev" => Some(&mut m.dev),
-            "noexec" => Some(&mut m.noexec),
-            "no_default_permissions" => {
-                m.default_permissions = false;
-                None
-            }
-            "rw" => {
-                m.read_only = false;
-                None
-            }
-            "nosuid" => {
-                m.suid = false;
-                None
-            }
-            "nodev" => {
-                m.dev = false;
-                None
-            }
-            "exec" => {
-                m.noexec = false;
-                None
-            }
-            "direct_io" | "kernel_cache" | "keep_cache" => {
-                if value.is_some() {
-                    return Err(format!("'{key}' takes no value"));
-                }
-                let c = &mut self.options.cache;
-                match key {
-                    "direct_io" => c.direct_io = Some(true),
-                    _ => c.keep_cache = Some(true),
-                }
-                return Ok(());
-            }
-            k if IGNORED_KEYWORDS.contains(&k) => None,
-            _ => {
-                let Some(value) = value else {
-                    return Err(match key {
-                        "size" | "inodes" | "max_message" | "workers" | "block_size"
-                        | "hugepages" | "poll_us" | "uid" | "gid" | "mode" | "fsname"
-                        | "subtype" | "max_read" | "entry_timeout" | "attr_timeout" => {
-                            format!("'{key}' needs a value ({key}=...)")
-                        }
-                        _ => format!("unknown mount option '{key}'"),
-                    });
-                };
-                return self.setting(key, value);
-            }
-        };
-        if value.is_some() {
-            return Err(format!("'{key}' takes no value"));
-        }
-        if let Some(f) = flag {
-            *f = true;
-        }
-        Ok(())
-    }
-
-    /// A `key=value` setting, from `-o` or from a long option.
-    fn setting(&mut self, key: &str, value: &str) -> Result<(), String> {
-        let o = &mut self.options;
-        match key {
-            "size" => o.size_bytes = parse_bytes(value)?,
-            "inodes" => {
-                let n = parse_bytes(value)?;
-                if n == 0 {
-                    return Err("memfs needs at least one inode (its root)".into());
-                }
-                o.inodes = Some(
-                    u32::try_from(n)
-                        .map_err(|_| format!("at most {} inodes are possible", u32::MAX))?,
-                );
-            }
-            "max_message" => o.max_message_bytes = parse_bytes(value)?,
-            "workers" => {
-                let n = parse_count(value)?;
-                if n == 0 || n > WORKERS_MAX as u64 {
-                    return Err(format!("workers must be between 1 and {WORKERS_MAX}"));
-                }
-                o.workers = Some(n as usize);
-            }
-            "block_size" => o.block_size_bytes = Some(parse_bytes(value)?),
-            "poll_us" => {
-                let n = parse_count(value)?;
-                if n > POLL_US_MAX {
-                    return Err(format!("poll_us must be at most {POLL_US_MAX} (1 s)"));
-                }
-                o.poll_us = n;
-            }
-            "hugepages" => {
-                o.hugepages = match value {
-                    "auto" => Hugepages::Auto,
-                    "require" => Hugepages::Require,
-                    "off" => Hugepages::Off,
-                    _ => return Err(format!("'{value}' is not one of auto, require, off")),
-                }
-            }
-            "uid" => o.root_uid = Some(parse_id(value)?),
-            "gid" => o.root_gid = Some(parse_id(value)?),
-            "mode" => {
-                let mode = u32::from_str_radix(value, 8)
-                    .ok()
-                    .filter(|m| *m <= MODE_MASK)
-                    .ok_or_else(|| format!("'{value}' is not an octal mode like 1777 or 0755"))?;
-                o.root_mode = Some(mode);
-            }
-            "fsname" | "subtype" => {
-                if value.is_empty() {
-                    return Err(format!("{key} must not be empty"));
-                }
-                if value.contains('\0') {
-                    return Err(format!("{key} must not contain a NUL byte"));
-                }
-                if key == "fsname" {
-                    o.mount.fsname = Some(value.to_string());
-                } else {
-                    o.mount.subtype = Some(value.to_string());
-                }
-            }
-            "max_read" => {
-                let n = parse_bytes(value)?;
-                o.mount.max_read =
-                    Some(u32::try_from(n).map_err(|_| "max_read must be below 4G".to_string())?);
-            }
-            "entry_timeout" => o.cache.entry_ttl_ms = Some(parse_seconds_ms(value)?),
-            "attr_timeout" => o.cache.attr_ttl_ms = Some(parse_seconds_ms(value)?),
-            _ => return Err(format!("unknown mount option '{key}'")),
-        }
-        Ok(())
-    }
-
     /// Checks the positionals and returns the result.
     fn finish(mut self) -> Result<Command, UsageError> {
         let mut positionals = self.positionals.into_iter();
@@ -524,18 +249,10 @@ fn parse_seconds_ms(value: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("'{value}' is too long"))
 }
 
-/// A numeric user or group id.
-fn parse_id(value: &str) -> Result<u32, String> {
-    let n = parse_count(value)?;
-    u32::try_from(n)
-        .ok()
-        .filter(|id| *id != u32::MAX)
-        .ok_or_else(|| format!("'{value}' is not a valid id"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use slabfuse_memfs::options::{Hugepages, MountChoices};
 
     fn run(args: &[&str]) -> Result<Options, String> {
         match parse(args.iter().map(OsString::from)) {
@@ -551,15 +268,15 @@ mod tests {
         assert_eq!(o.mountpoint, "/mnt");
         assert_eq!(o.source, None);
         assert!(!o.foreground);
-        assert_eq!(o.size_bytes, 64 << 20);
-        assert_eq!(o.max_message_bytes, 16 << 20);
+        assert_eq!(o.serve.size_bytes, 64 << 20);
+        assert_eq!(o.serve.max_message_bytes, 16 << 20);
         assert_eq!(
-            (o.workers, o.inodes, o.block_size_bytes),
+            (o.serve.workers, o.serve.inodes, o.serve.block_size_bytes),
             (None, None, None)
         );
-        assert_eq!(o.hugepages, Hugepages::Auto);
-        assert_eq!(o.mount, MountChoices::default());
-        assert!(o.mount.default_permissions);
+        assert_eq!(o.serve.hugepages, Hugepages::Auto);
+        assert_eq!(o.serve.mount, MountChoices::default());
+        assert!(o.serve.mount.default_permissions);
     }
 
     #[test]
@@ -581,12 +298,12 @@ mod tests {
         .unwrap();
         assert_eq!(o.source.as_deref(), Some(OsStr::new("memfs")));
         assert_eq!(o.mountpoint, "/mnt");
-        assert_eq!(o.size_bytes, 8 << 20);
-        assert_eq!(o.inodes, Some(1000));
-        assert_eq!(o.max_message_bytes, 1 << 20);
-        assert_eq!(o.workers, Some(3));
-        assert_eq!(o.block_size_bytes, Some(256 << 10));
-        assert_eq!(o.hugepages, Hugepages::Off);
+        assert_eq!(o.serve.size_bytes, 8 << 20);
+        assert_eq!(o.serve.inodes, Some(1000));
+        assert_eq!(o.serve.max_message_bytes, 1 << 20);
+        assert_eq!(o.serve.workers, Some(3));
+        assert_eq!(o.serve.block_size_bytes, Some(256 << 10));
+        assert_eq!(o.serve.hugepages, Hugepages::Off);
         assert!(o.foreground);
     }
 
@@ -602,10 +319,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(o.source.as_deref(), Some(OsStr::new("memfs")));
-        assert_eq!(o.size_bytes, 32 << 20);
-        assert_eq!(o.inodes, Some(4096));
-        assert_eq!(o.workers, Some(1));
-        assert!(o.mount.dev && o.mount.suid && !o.mount.read_only);
+        assert_eq!(o.serve.size_bytes, 32 << 20);
+        assert_eq!(o.serve.inodes, Some(4096));
+        assert_eq!(o.serve.workers, Some(1));
+        assert!(o.serve.mount.dev && o.serve.mount.suid && !o.serve.mount.read_only);
     }
 
     #[test]
@@ -619,11 +336,11 @@ mod tests {
             "-oworkers=2,hugepages=auto",
         ])
         .unwrap();
-        assert_eq!(o.size_bytes, 2 << 30);
-        assert_eq!(o.max_message_bytes, 4 << 20);
-        assert_eq!(o.block_size_bytes, Some(1 << 20));
-        assert_eq!(o.workers, Some(2));
-        assert_eq!(o.hugepages, Hugepages::Auto);
+        assert_eq!(o.serve.size_bytes, 2 << 30);
+        assert_eq!(o.serve.max_message_bytes, 4 << 20);
+        assert_eq!(o.serve.block_size_bytes, Some(1 << 20));
+        assert_eq!(o.serve.workers, Some(2));
+        assert_eq!(o.serve.hugepages, Hugepages::Auto);
     }
 
     #[test]
@@ -636,18 +353,20 @@ mod tests {
              comment=hi",
         ])
         .unwrap();
-        let m = &o.mount;
+        let m = &o.serve.mount;
         assert!(m.allow_other && !m.default_permissions && m.read_only && m.noexec);
         assert!(!m.suid && !m.dev);
         assert_eq!(m.fsname.as_deref(), Some("my,fs"));
         assert_eq!(m.subtype.as_deref(), Some("memfs2"));
         assert_eq!(m.max_read, Some(128 << 10));
         assert_eq!(
-            (o.root_uid, o.root_gid, o.root_mode),
+            (o.serve.root_uid, o.serve.root_gid, o.serve.root_mode),
             (Some(1000), Some(100), Some(0o755))
         );
         let o = run(&["/mnt", "-o", "ro,rw,noexec,exec,default_permissions"]).unwrap();
-        assert!(!o.mount.read_only && !o.mount.noexec && o.mount.default_permissions);
+        assert!(
+            !o.serve.mount.read_only && !o.serve.mount.noexec && o.serve.mount.default_permissions
+        );
     }
 
     #[test]
@@ -748,11 +467,5 @@ mod tests {
             let e = run(args).unwrap_err();
             assert!(e.contains(needle), "{args:?}: {e:?} lacks {needle:?}");
         }
-    }
-
-    #[test]
-    fn option_lists_split_at_unescaped_commas() {
-        assert_eq!(split_option_list("a,b\\,c,,d\\\\"), ["a", "b,c", "", "d\\"]);
-        assert_eq!(split_option_list(""), [""]);
     }
 }

@@ -10,11 +10,10 @@ use std::path::PathBuf;
 
 use slabfuse::mount::MountOptions;
 use slabfuse::plan::{Plan, read_max_pages_limit};
-use slabfuse::pool::BackingRequest;
 use slabfuse_memfs::MemFsConfig;
 
 use crate::Failure;
-use crate::args::{Hugepages, Options};
+use crate::args::Options;
 use crate::report::PROGRAM;
 
 /// Everything the serving process needs.
@@ -42,20 +41,17 @@ pub(crate) fn build(options: &Options) -> Result<Settings, Failure> {
         .map_err(|e| Failure::Runtime(format!("{:?}: {e}", options.mountpoint)))?
         .components()
         .collect();
-    let backing = match options.hugepages {
-        Hugepages::Auto => BackingRequest::Auto,
-        Hugepages::Require => BackingRequest::HugeTlb,
-        Hugepages::Off => BackingRequest::Normal,
-    };
+    let serve = &options.serve;
+    let backing = serve.hugepages.backing();
 
-    let workers = options.workers.unwrap_or_else(|| {
+    let workers = serve.workers.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
     });
-    let max_message = usize::try_from(options.max_message_bytes)
+    let max_message = usize::try_from(serve.max_message_bytes)
         .map_err(|_| usage("--max-message", &"too large for this machine"))?;
-    let block_size = options
+    let block_size = serve
         .block_size_bytes
         .map(usize::try_from)
         .transpose()
@@ -67,13 +63,13 @@ pub(crate) fn build(options: &Options) -> Result<Settings, Failure> {
         backing,
         lock_memory: true,
         max_pages_limit: read_max_pages_limit(),
-        poll_ns: options.poll_us.saturating_mul(1000),
+        poll_ns: serve.poll_us.saturating_mul(1000),
         ..slabfuse::Config::default()
     };
     Plan::compute(&runtime).map_err(|e| usage("memory plan", &e))?;
 
     let mount_defaults = MountOptions::default();
-    let fsname = match (&options.mount.fsname, &options.source) {
+    let fsname = match (&serve.mount.fsname, &options.source) {
         (Some(name), _) => name.clone(),
         (None, Some(source)) => source.to_string_lossy().into_owned(),
         (None, None) => PROGRAM.to_string(),
@@ -81,19 +77,19 @@ pub(crate) fn build(options: &Options) -> Result<Settings, Failure> {
     let mount = MountOptions {
         fsname,
         subtype: Some(
-            options
+            serve
                 .mount
                 .subtype
                 .clone()
                 .unwrap_or_else(|| PROGRAM.to_string()),
         ),
-        allow_other: options.mount.allow_other,
-        default_permissions: options.mount.default_permissions,
-        read_only: options.mount.read_only,
-        max_read: options.mount.max_read,
-        suid: options.mount.suid,
-        dev: options.mount.dev,
-        noexec: options.mount.noexec,
+        allow_other: serve.mount.allow_other,
+        default_permissions: serve.mount.default_permissions,
+        read_only: serve.mount.read_only,
+        max_read: serve.mount.max_read,
+        suid: serve.mount.suid,
+        dev: serve.mount.dev,
+        noexec: serve.mount.noexec,
         ..mount_defaults.clone()
     };
 
@@ -104,14 +100,14 @@ pub(crate) fn build(options: &Options) -> Result<Settings, Failure> {
         reason = "fields memfs adds later keep their defaults"
     )]
     let memfs = MemFsConfig {
-        size_bytes: options.size_bytes,
-        inodes: options.inodes.unwrap_or(memfs_defaults.inodes),
+        size_bytes: serve.size_bytes,
+        inodes: serve.inodes.unwrap_or(memfs_defaults.inodes),
         backing,
         lock: true,
-        root_mode: options.root_mode.unwrap_or(memfs_defaults.root_mode),
+        root_mode: serve.root_mode.unwrap_or(memfs_defaults.root_mode),
         // As tmpfs: the root belongs to whoever mounts it.
-        root_uid: options.root_uid.unwrap_or(mount_defaults.user_id),
-        root_gid: options.root_gid.unwrap_or(mount_defaults.group_id),
+        root_uid: serve.root_uid.unwrap_or(mount_defaults.user_id),
+        root_gid: serve.root_gid.unwrap_or(mount_defaults.group_id),
         entry_ttl_ms: cache.entry_ttl_ms.unwrap_or(memfs_defaults.entry_ttl_ms),
         attr_ttl_ms: cache.attr_ttl_ms.unwrap_or(memfs_defaults.attr_ttl_ms),
         direct_io: cache.direct_io.unwrap_or(memfs_defaults.direct_io),
