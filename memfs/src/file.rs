@@ -80,6 +80,8 @@ impl MemFs {
         }
         if let Some(mode) = op.mode {
             g.mode = (g.mode & S_IFMT) | (mode & 0o7777);
+            // The access ACL's owner, mask and other entries follow.
+            self.chmod_acl(&mut g);
         }
         if let Some(uid) = op.uid {
             g.uid = uid;

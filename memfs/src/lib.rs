@@ -35,6 +35,7 @@
 
 extern crate alloc;
 
+mod acl;
 mod common;
 mod dir;
 mod error;
@@ -51,7 +52,10 @@ mod xattr;
 use ::core::fmt;
 use ::core::time::Duration;
 
-use slabfuse::abi::{FUSE_ATOMIC_O_TRUNC, FUSE_DIRECT_IO_ALLOW_MMAP, FUSE_EXPORT_SUPPORT};
+use slabfuse::abi::{
+    FUSE_ATOMIC_O_TRUNC, FUSE_DIRECT_IO_ALLOW_MMAP, FUSE_DONT_MASK, FUSE_EXPORT_SUPPORT,
+    FUSE_POSIX_ACL,
+};
 use slabfuse::op::*;
 use slabfuse::pool::{Backing, BackingRequest, LockStatus, SlabError};
 use slabfuse::types::mode::{
@@ -115,6 +119,10 @@ pub struct MemFsConfig {
     /// reopen (faster re-reads), but reads served from the cache do not
     /// update atime as tmpfs would. Off by default.
     pub keep_cache: bool,
+    /// POSIX ACLs (`FUSE_POSIX_ACL`, see `acl.rs`): on by default, as on
+    /// tmpfs. The kernel then checks permissions itself whatever the mount
+    /// says, so a mount without `default_permissions` must turn this off.
+    pub posix_acl: bool,
 }
 
 /// One day in milliseconds: the default entry and attribute TTLs.
@@ -134,6 +142,7 @@ impl Default for MemFsConfig {
             attr_ttl_ms: DAY_MS,
             direct_io: false,
             keep_cache: false,
+            posix_acl: true,
         }
     }
 }
@@ -330,6 +339,12 @@ impl Filesystem for MemFs {
         if self.config.direct_io {
             flags |= FUSE_DIRECT_IO_ALLOW_MMAP;
         }
+        if self.config.posix_acl {
+            // POSIX ACLs as tmpfs has them: the kernel enforces them, memfs
+            // stores them, keeps the mode in step and passes default ACLs
+            // on (acl.rs); so it also applies the umask itself.
+            flags |= FUSE_POSIX_ACL | FUSE_DONT_MASK;
+        }
         flags
     }
 
@@ -371,6 +386,7 @@ impl Filesystem for MemFs {
             target: op.target,
             open: false,
             named: true,
+            umask: 0,
         };
         entry_reply(
             reply,
@@ -396,6 +412,7 @@ impl Filesystem for MemFs {
             target: &[],
             open: false,
             named: true,
+            umask: op.umask,
         };
         entry_reply(
             reply,
@@ -410,6 +427,7 @@ impl Filesystem for MemFs {
             target: &[],
             open: false,
             named: true,
+            umask: op.umask,
         };
         entry_reply(
             reply,
@@ -490,6 +508,7 @@ impl Filesystem for MemFs {
             op.value.len(),
             op.value.slices(),
             op.flags,
+            op.setxattr_flags,
         );
         empty_reply(reply, r)
     }
@@ -553,6 +572,7 @@ impl Filesystem for MemFs {
             target: &[],
             open: true,
             named: true,
+            umask: op.umask,
         };
         match self.make(req, op.parent, op.name, node) {
             Ok((id, entry)) => {
@@ -609,7 +629,7 @@ impl Filesystem for MemFs {
 
     fn tmpfile(&self, req: &Request, op: TmpFile, reply: ReplyCreate<'_>) -> Replied {
         let mode = S_IFREG | (op.mode & 0o7777);
-        match self.make_tmpfile(req, op.parent, mode) {
+        match self.make_tmpfile(req, op.parent, mode, op.umask) {
             Ok((id, entry)) => {
                 let flags = self.open_flags(&self.rlock(id));
                 reply.created(&entry, FileHandle(0), flags)

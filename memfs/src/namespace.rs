@@ -15,6 +15,7 @@ use slabfuse::types::mode::{S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT};
 use slabfuse::{Entry, FileType, NodeId, Request};
 
 use crate::MemFs;
+use crate::acl;
 use crate::common::{S_ISGID, check_parent, now};
 use crate::error::{Error, Result};
 use crate::node::SHORT_SYMLINK_BYTES;
@@ -32,6 +33,9 @@ pub(crate) struct NewNode<'a> {
     pub(crate) open: bool,
     /// Whether it gets a name (all but TMPFILE): its link count.
     pub(crate) named: bool,
+    /// The caller's umask: applied here (`FUSE_DONT_MASK`) unless the
+    /// parent has a default ACL, which replaces it.
+    pub(crate) umask: u32,
 }
 
 /// An entry of a directory found under its read lock.
@@ -106,13 +110,37 @@ impl MemFs {
         node: NewNode<'_>,
         pinned: bool,
     ) -> Result<u32> {
-        let (dir_gid, dir_sgid) = {
+        let is_link = node.mode & S_IFMT == S_IFLNK;
+        let (dir_gid, dir_sgid, default_acl) = {
             let d = self.rlock(parent);
             check_parent(&d)?;
-            (d.gid, d.mode & S_ISGID != 0)
+            // Symlinks take no ACLs (their mode is always 0777).
+            let default_acl = if is_link {
+                None
+            } else {
+                self.read_acl(&d, acl::DEFAULT)
+            };
+            (d.gid, d.mode & S_ISGID != 0, default_acl)
+        };
+        let mut mode = node.mode;
+        // The parent's default ACL, masked by the mode asked for, becomes
+        // the access ACL, and the mode is masked by it; without one, the
+        // umask applies, as on tmpfs.
+        let inherited = match &default_acl {
+            Some(default) => {
+                let mut access = default.clone();
+                let (masked, extended) = acl::create_masq(&mut access, mode);
+                mode = masked;
+                Some((access, extended))
+            }
+            None => {
+                if !is_link {
+                    mode &= !(node.umask & 0o777);
+                }
+                None
+            }
         };
         let id = self.inodes.alloc()?;
-        let mut mode = node.mode;
         let is_dir = mode & S_IFMT == S_IFDIR;
         // A set-group-id directory gives its group to what is made in it,
         // and its set-group-id bit to subdirectories (the kernel leaves this
@@ -162,6 +190,16 @@ impl MemFs {
                 return Err(Error::NoSpace);
             }
             g.size = node.target.len() as u64;
+        }
+        if let (Some(default), Some((access, extended))) = (&default_acl, &inherited)
+            && self
+                .inherit_acls(&mut g, default, access, *extended)
+                .is_err()
+        {
+            self.clear(&mut g);
+            drop(g);
+            self.inodes.release(id);
+            return Err(Error::NoSpace);
         }
         if node.open {
             g.opens = 1;
@@ -240,6 +278,7 @@ impl MemFs {
         req: &Request,
         parent: NodeId,
         mode: u32,
+        umask: u32,
     ) -> Result<(u32, Entry)> {
         let p = self.index(parent)?;
         let node = NewNode {
@@ -248,6 +287,7 @@ impl MemFs {
             target: &[],
             open: true,
             named: false,
+            umask,
         };
         let id = self.new_inode(req, p, node, true)?;
         let g = self.rlock(id);
@@ -394,6 +434,7 @@ impl MemFs {
                 target: &[],
                 open: false,
                 named: true,
+                umask: 0,
             };
             Some(self.new_inode(req, sp, node, false)?)
         } else {

@@ -17,15 +17,18 @@
 //!
 //! Setting appends the new record first and only then removes the old one
 //! (compacting what follows), so running out of space loses nothing.
-//! Namespaces as tmpfs: `user.`, `trusted.`, `security.`; anything else is
+//! Namespaces as tmpfs: `user.`, `trusted.`, `security.`, and of `system.`
+//! the two POSIX ACLs (`acl.rs` says what they add); anything else is
 //! `EOPNOTSUPP`, a bare prefix `EINVAL`; `trusted.` names are listed only
-//! to root.
+//! to root. ACLs are not charged to the inode space (tmpfs keeps them
+//! outside its xattrs).
 
 use slabfuse::op::xattr_flags::{XATTR_CREATE, XATTR_REPLACE};
 use slabfuse::{DataParts, NodeId, Replied, ReplyXattr, Request};
 
 use crate::MemFs;
-use crate::common::now;
+use crate::acl::{self, Acl, Extended};
+use crate::common::{S_ISGID, now};
 use crate::error::{Error, Result};
 use crate::node::{Inode, xattr_space};
 use crate::store::{CHUNK_BYTES, Content, Storage};
@@ -36,6 +39,9 @@ const NAMESPACES: [&[u8]; 3] = [b"user.", b"trusted.", b"security."];
 
 /// Checks an attribute name's namespace.
 fn check_name(name: &[u8]) -> Result<()> {
+    if is_acl(name) {
+        return Ok(());
+    }
     for ns in NAMESPACES {
         if name.starts_with(ns) {
             return if name.len() == ns.len() {
@@ -46,6 +52,20 @@ fn check_name(name: &[u8]) -> Result<()> {
         }
     }
     Err(Error::NotSupported)
+}
+
+/// Whether `name` is one of the POSIX ACLs.
+fn is_acl(name: &[u8]) -> bool {
+    name == acl::ACCESS || name == acl::DEFAULT
+}
+
+/// What an attribute costs in the inode space: nothing for an ACL.
+fn space_of(name: &[u8], value_len: usize) -> u64 {
+    if is_acl(name) {
+        0
+    } else {
+        xattr_space(name.len(), value_len)
+    }
 }
 
 /// One record of a blob.
@@ -153,6 +173,14 @@ impl<'a> Iterator for Names<'a> {
 }
 
 impl MemFs {
+    /// [`check_name`], and ACLs only when they are on.
+    fn check_name(&self, name: &[u8]) -> Result<()> {
+        if is_acl(name) && !self.config.posix_acl {
+            return Err(Error::NotSupported);
+        }
+        check_name(name)
+    }
+
     fn records<'a>(&'a self, inode: &'a Inode) -> Records<'a> {
         Records {
             content: &inode.xattrs,
@@ -167,7 +195,7 @@ impl MemFs {
             .find(|r| name_of(&inode.xattrs, &self.store, r) == name)
     }
 
-    /// SETXATTR.
+    /// SETXATTR. `setxattr_flags` are FUSE's (`FUSE_SETXATTR_ACL_KILL_SGID`).
     pub(crate) fn set_xattr<'s>(
         &self,
         node: NodeId,
@@ -175,10 +203,16 @@ impl MemFs {
         value_len: usize,
         value: impl Iterator<Item = &'s [u8]>,
         flags: i32,
+        setxattr_flags: u32,
     ) -> Result<()> {
-        check_name(name)?;
-        let name_len = u8::try_from(name.len()).map_err(|_| Error::Inval)?;
-        let value_len32 = u32::try_from(value_len).map_err(|_| Error::TooBig)?;
+        self.check_name(name)?;
+        if is_acl(name) {
+            let acl = Acl::from_slices(value_len, value)?;
+            return self.set_acl(node, name, &acl, setxattr_flags);
+        }
+        if name.len() > usize::from(u8::MAX) {
+            return Err(Error::Inval);
+        }
         let id = self.index(node)?;
         let mut g = self.write_live(id)?;
         if !g.counted {
@@ -187,7 +221,7 @@ impl MemFs {
         }
         // tmpfs charges an attribute to the inode space before it looks at
         // the flags, so a full inode space says ENOSPC first.
-        let charge = xattr_space(name.len(), value_len);
+        let charge = space_of(name, value_len);
         self.inodes.charge(charge)?;
         let old = self.find_xattr(&g, name);
         let refused = if flags & XATTR_CREATE != 0 && old.is_some() {
@@ -201,7 +235,29 @@ impl MemFs {
             self.inodes.refund(charge);
             return Err(e);
         }
-        let inode = &mut *g;
+        if let Err(e) = self.append_record(&mut g, name, value_len, value, charge) {
+            self.inodes.refund(charge);
+            return Err(e);
+        }
+        if let Some(r) = old {
+            self.remove_record(&mut g, r, name);
+        }
+        g.ctime = now();
+        Ok(())
+    }
+
+    /// Appends a record (the caller has charged `charge` and removes any
+    /// older record of the name after). Out of space: nothing changes.
+    fn append_record<'s>(
+        &self,
+        inode: &mut Inode,
+        name: &[u8],
+        value_len: usize,
+        value: impl Iterator<Item = &'s [u8]>,
+        charge: u64,
+    ) -> Result<()> {
+        let name_len = u8::try_from(name.len()).map_err(|_| Error::Inval)?;
+        let value_len32 = u32::try_from(value_len).map_err(|_| Error::TooBig)?;
         let end = inode.xattr_bytes;
         let start = place(end, u64::from(name_len));
         let mut header = [0u8; HEADER_BYTES as usize];
@@ -216,22 +272,103 @@ impl MemFs {
         if written < total {
             // Out of space: drop the partial record; the old value stays.
             inode.xattrs.truncate(&self.store, end);
-            self.inodes.refund(charge);
             return Err(Error::NoSpace);
         }
         inode.xattr_bytes = start + total as u64;
         inode.xattr_charge += charge;
-        if let Some(r) = old {
-            self.remove_record(inode, r, name);
+        Ok(())
+    }
+
+    /// Sets (or, when it says no more than the mode, drops) an ACL, as
+    /// tmpfs's `simple_set_acl`: an access ACL sets the permission bits,
+    /// and loses the set-group-id bit when the kernel says the caller may
+    /// not keep it.
+    fn set_acl(&self, node: NodeId, name: &[u8], acl: &Acl, setxattr_flags: u32) -> Result<()> {
+        let id = self.index(node)?;
+        let mut g = self.write_live(id)?;
+        if !g.counted {
+            return Err(Error::NoEnt);
         }
-        inode.ctime = now();
+        let store = if name == acl::ACCESS {
+            let (mode, extended) = acl::equiv_mode(acl, g.mode);
+            g.mode = mode;
+            if setxattr_flags & slabfuse::abi::FUSE_SETXATTR_ACL_KILL_SGID != 0 {
+                g.mode &= !S_ISGID;
+            }
+            extended == Extended::Yes
+        } else {
+            true
+        };
+        let old = self.find_xattr(&g, name);
+        if store {
+            let bytes = acl.as_bytes();
+            self.append_record(&mut g, name, bytes.len(), core::iter::once(bytes), 0)?;
+        }
+        if let Some(r) = old {
+            self.remove_record(&mut g, r, name);
+        }
+        g.ctime = now();
+        Ok(())
+    }
+
+    /// One of `inode`'s ACLs, if it has it.
+    pub(crate) fn read_acl(&self, inode: &Inode, name: &[u8]) -> Option<Acl> {
+        let r = self.find_xattr(inode, name)?;
+        let len = usize::try_from(r.value_len).ok()?;
+        if len > acl::MAX_BYTES {
+            return None;
+        }
+        let mut buf = [0u8; acl::MAX_BYTES];
+        inode
+            .xattrs
+            .read_into(&self.store, r.value_at(), &mut buf[..len]);
+        Acl::from_slices(len, core::iter::once(&buf[..len])).ok()
+    }
+
+    /// After a chmod: the access ACL follows the new mode.
+    pub(crate) fn chmod_acl(&self, inode: &mut Inode) {
+        let Some(mut acl) = self.read_acl(inode, acl::ACCESS) else {
+            return;
+        };
+        acl::chmod(&mut acl, inode.mode);
+        let Some(r) = self.find_xattr(inode, acl::ACCESS) else {
+            return;
+        };
+        let bytes = acl.as_bytes();
+        // Same length, same place: overwriting cannot run out of space.
+        inode.xattrs.write(
+            &self.store,
+            r.value_at(),
+            bytes.len(),
+            core::iter::once(bytes),
+        );
+    }
+
+    /// A new node's ACLs from its parent's default ACL (`simple_acl_create`):
+    /// the access ACL when it says more than the mode, and for a directory
+    /// the default ACL itself. Out of space: `ENOSPC`, the caller undoes.
+    pub(crate) fn inherit_acls(
+        &self,
+        inode: &mut Inode,
+        parent_default: &Acl,
+        access: &Acl,
+        extended: Extended,
+    ) -> Result<()> {
+        if extended == Extended::Yes {
+            let bytes = access.as_bytes();
+            self.append_record(inode, acl::ACCESS, bytes.len(), core::iter::once(bytes), 0)?;
+        }
+        if inode.is_dir() {
+            let bytes = parent_default.as_bytes();
+            self.append_record(inode, acl::DEFAULT, bytes.len(), core::iter::once(bytes), 0)?;
+        }
         Ok(())
     }
 
     /// Removes record `r` (of attribute `name`) and moves the records
     /// after it down; gives back its inode-space charge.
     fn remove_record(&self, inode: &mut Inode, r: Record, name: &[u8]) {
-        let c = xattr_space(name.len(), usize::try_from(r.value_len).unwrap_or(0));
+        let c = space_of(name, usize::try_from(r.value_len).unwrap_or(0));
         inode.xattr_charge -= c;
         self.inodes.refund(c);
         let len = inode.xattr_bytes;
@@ -259,7 +396,7 @@ impl MemFs {
 
     /// GETXATTR: the value straight from its chunks.
     pub(crate) fn get_xattr(&self, node: NodeId, name: &[u8], reply: ReplyXattr<'_>) -> Replied {
-        if let Err(e) = check_name(name) {
+        if let Err(e) = self.check_name(name) {
             return reply.error(e.errno());
         }
         let id = match self.index(node) {
@@ -303,11 +440,16 @@ impl MemFs {
 
     /// REMOVEXATTR.
     pub(crate) fn remove_xattr(&self, node: NodeId, name: &[u8]) -> Result<()> {
-        check_name(name)?;
+        self.check_name(name)?;
         let id = self.index(node)?;
         let mut g = self.write_live(id)?;
-        let r = self.find_xattr(&g, name).ok_or(Error::NoData)?;
-        self.remove_record(&mut g, r, name);
+        match self.find_xattr(&g, name) {
+            Some(r) => self.remove_record(&mut g, r, name),
+            // Removing an ACL that is not there succeeds on tmpfs (it sets
+            // "no ACL", and stamps ctime for it).
+            None if is_acl(name) => {}
+            None => return Err(Error::NoData),
+        }
         g.ctime = now();
         Ok(())
     }
@@ -324,6 +466,12 @@ mod tests {
         assert_eq!(check_name(b"security.selinux"), Ok(()));
         assert_eq!(check_name(b"user."), Err(Error::Inval));
         assert_eq!(check_name(b"system.foo"), Err(Error::NotSupported));
+        assert_eq!(check_name(b"system.posix_acl_access"), Ok(()));
+        assert_eq!(check_name(b"system.posix_acl_default"), Ok(()));
+        assert_eq!(
+            check_name(b"system.posix_acl_access2"),
+            Err(Error::NotSupported)
+        );
         assert_eq!(check_name(b"foo.bar"), Err(Error::NotSupported));
     }
 

@@ -979,3 +979,164 @@ fn file_handles_resolve_and_go_stale() {
         log.push("still stale", open_by_handle(&root, &mut hf));
     });
 }
+
+/// A POSIX ACL in the kernel's xattr format: version 2, then (tag, perm,
+/// id) entries in the kernel's order.
+fn acl(entries: &[(u16, u16, u32)]) -> Vec<u8> {
+    let mut v = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in entries {
+        v.extend_from_slice(&tag.to_le_bytes());
+        v.extend_from_slice(&perm.to_le_bytes());
+        v.extend_from_slice(&id.to_le_bytes());
+    }
+    v
+}
+
+const ACL_USER_OBJ: u16 = 0x01;
+const ACL_USER: u16 = 0x02;
+const ACL_GROUP_OBJ: u16 = 0x04;
+const ACL_GROUP: u16 = 0x08;
+const ACL_MASK: u16 = 0x10;
+const ACL_OTHER: u16 = 0x20;
+const NO_ID: u32 = u32::MAX;
+const ACCESS: &str = "system.posix_acl_access";
+const DEFAULT: &str = "system.posix_acl_default";
+
+/// As an unprivileged user (uid and gid 1000, this thread's fs ids only).
+fn as_user_1000<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        // SAFETY: changes this thread's filesystem ids only.
+        unsafe {
+            libc::setfsgid(1000);
+        }
+        // SAFETY: as above.
+        unsafe {
+            libc::setfsuid(1000);
+        }
+        f()
+    })
+    .join()
+    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+#[test]
+fn posix_acls_set_inherited_chmodded_and_enforced() {
+    slabfuse_tests::require_mounts!();
+    both(|r, log| {
+        let f = r.join("f");
+        std::fs::write(&f, b"x").unwrap();
+        chmod(&f, 0o644).unwrap();
+        // An extended ACL: stored, and its mask becomes the group bits.
+        let extended = acl(&[
+            (ACL_USER_OBJ, 6, NO_ID),
+            (ACL_USER, 7, 1000),
+            (ACL_GROUP_OBJ, 4, NO_ID),
+            (ACL_GROUP, 5, 100),
+            (ACL_MASK, 7, NO_ID),
+            (ACL_OTHER, 4, NO_ID),
+        ]);
+        stamps(log, "set extended", &[&f], || {
+            setxattr(&f, ACCESS, &extended, 0)
+        });
+        log.push("mode", lstat(&f).map(|s| s.mode));
+        log.push("read back", getxattr(&f, ACCESS));
+        log.push("list", listxattr(&f));
+        // chmod moves the owner, mask and other entries.
+        log.push("chmod", chmod(&f, 0o751));
+        log.push("after chmod", getxattr(&f, ACCESS));
+        // An ACL that says no more than a mode is not kept.
+        let g = r.join("g");
+        std::fs::write(&g, b"").unwrap();
+        let minimal = acl(&[
+            (ACL_USER_OBJ, 7, NO_ID),
+            (ACL_GROUP_OBJ, 5, NO_ID),
+            (ACL_OTHER, 0, NO_ID),
+        ]);
+        log.push("set minimal", setxattr(&g, ACCESS, &minimal, 0));
+        log.push("mode", lstat(&g).map(|s| s.mode));
+        log.push("not kept", (getxattr(&g, ACCESS), listxattr(&g)));
+        // Malformed and misplaced ACLs are refused.
+        log.push("bad version", setxattr(&g, ACCESS, &[1, 0, 0, 0], 0));
+        log.push(
+            "incomplete",
+            setxattr(&g, ACCESS, &acl(&[(ACL_USER_OBJ, 7, NO_ID)]), 0),
+        );
+        log.push("default on a file", setxattr(&g, DEFAULT, &minimal, 0));
+
+        // Inheritance: a default ACL on a directory replaces the umask.
+        let d = r.join("d");
+        mkdir(&d, 0o755).unwrap();
+        let default = acl(&[
+            (ACL_USER_OBJ, 7, NO_ID),
+            (ACL_USER, 7, 1000),
+            (ACL_GROUP_OBJ, 5, NO_ID),
+            (ACL_MASK, 7, NO_ID),
+            (ACL_OTHER, 0, NO_ID),
+        ]);
+        log.push("set default", setxattr(&d, DEFAULT, &default, 0));
+        log.push("dir list", listxattr(&d));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(d.join("file"))
+            .unwrap();
+        mkdir(&d.join("sub"), 0o777).unwrap();
+        mknod(&d.join("fifo"), libc::S_IFIFO | 0o644, 0).unwrap();
+        symlink(b"file", &d.join("link")).unwrap();
+        for n in ["file", "sub", "fifo", "link"] {
+            let p = d.join(n);
+            log.push(
+                n,
+                (
+                    lstat(&p).map(|s| s.mode),
+                    getxattr(&p, ACCESS),
+                    getxattr(&p, DEFAULT),
+                ),
+            );
+        }
+        log.push("grandchild", {
+            mkdir(&d.join("sub/deeper"), 0o700).unwrap();
+            let p = d.join("sub/deeper");
+            (lstat(&p).map(|s| s.mode), getxattr(&p, DEFAULT))
+        });
+        log.push("tmpfile", {
+            let fd = open(&d, libc::O_TMPFILE | libc::O_WRONLY, 0o666).unwrap();
+            let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+            // SAFETY: a valid fd and a stat buffer.
+            let ret = unsafe { libc::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd), st.as_mut_ptr()) };
+            assert_eq!(ret, 0);
+            // SAFETY: fstat succeeded.
+            unsafe { st.assume_init() }.st_mode
+        });
+        // Without the default ACL the umask applies again.
+        log.push("remove default", removexattr(&d, DEFAULT));
+        std::fs::write(d.join("plain"), b"").unwrap();
+        log.push("plain", lstat(&d.join("plain")).map(|s| s.mode));
+        log.push(
+            "remove access",
+            (removexattr(&f, ACCESS), lstat(&f).map(|s| s.mode)),
+        );
+        log.push("remove again", removexattr(&f, ACCESS));
+
+        // Enforcement by the kernel, from what memfs stores.
+        let secret = r.join("secret");
+        std::fs::write(&secret, b"hi").unwrap();
+        chmod(&secret, 0o600).unwrap();
+        let read_as_1000 = |p: &Path| {
+            let p = p.to_owned();
+            as_user_1000(move || read_all(&p))
+        };
+        log.push("denied", read_as_1000(&secret));
+        let grant = acl(&[
+            (ACL_USER_OBJ, 6, NO_ID),
+            (ACL_USER, 4, 1000),
+            (ACL_GROUP_OBJ, 0, NO_ID),
+            (ACL_MASK, 4, NO_ID),
+            (ACL_OTHER, 0, NO_ID),
+        ]);
+        setxattr(&secret, ACCESS, &grant, 0).unwrap();
+        log.push("granted", read_as_1000(&secret));
+        log.push("chmod 600 masks it again", chmod(&secret, 0o600));
+        log.push("masked", read_as_1000(&secret));
+    });
+}

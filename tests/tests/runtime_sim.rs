@@ -404,10 +404,19 @@ fn forget_and_batch_forget_reach_the_filesystem_without_replies() {
         );
     }
     s.kernel.request(Opcode::FUSE_BATCH_FORGET, 0, &[&batch]);
-    // A request after them: its reply must be the next one seen.
+    // A request after them: its reply must be the next one seen (no reply
+    // came for the forgets).
     let u = s.kernel.request(Opcode::FUSE_LOOKUP, 1, &[&cstr(b"file")]);
     let r = s.kernel.next_reply(Duration::from_secs(10)).unwrap();
     assert_eq!(r.unique, u);
+    // Another worker may still be inside BATCH_FORGET when the LOOKUP's
+    // reply arrives: wait for the count, within a generous deadline.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while s.session.filesystem().forgets.load(Ordering::Relaxed) < 103
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     assert_eq!(s.session.filesystem().forgets.load(Ordering::Relaxed), 103);
     s.stop();
 }

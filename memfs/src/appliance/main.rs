@@ -286,6 +286,8 @@ fn serve(options: &Options, signals: &SignalSet) -> Result<i32, Failed> {
         root_gid: serve
             .root_gid
             .unwrap_or_else(|| rustix::process::getegid().as_raw()),
+        // ACLs make the kernel check permissions: only where it is asked to.
+        posix_acl: serve.mount.default_permissions,
         ..defaults
     };
     let arena_before = arena::stats().used_bytes;

@@ -112,6 +112,8 @@ pub(crate) fn build(options: &Options) -> Result<Settings, Failure> {
         attr_ttl_ms: cache.attr_ttl_ms.unwrap_or(memfs_defaults.attr_ttl_ms),
         direct_io: cache.direct_io.unwrap_or(memfs_defaults.direct_io),
         keep_cache: cache.keep_cache.unwrap_or(memfs_defaults.keep_cache),
+        // ACLs make the kernel check permissions: only where it is asked to.
+        posix_acl: serve.mount.default_permissions,
         ..memfs_defaults
     };
 
