@@ -380,10 +380,33 @@ impl<F: Filesystem> Session<F> {
 pub enum WorkerExit {
     /// The filesystem was unmounted (`ENODEV`) or the channel closed.
     Unmounted,
-    /// The connection was aborted (`ECONNABORTED`, via fusectl).
+    /// The connection was aborted (through fusectl: every read answers
+    /// `ECONNABORTED`).
     Aborted,
     /// The kernel refused INIT's terms; the session cannot serve.
     Refused,
+}
+
+/// After a read answered `ECONNABORTED`: was the connection aborted, or
+/// unmounted? The kernel answers `ECONNABORTED` also to a read that was
+/// taking a request off the queue when a plain unmount shut the connection
+/// down (`fuse_dev_do_read` finds its processing queue disconnected), so
+/// one such answer proves nothing. Once the connection is down every read
+/// returns at once, and says which it was: `ENODEV` after an unmount,
+/// `ECONNABORTED` after an abort through fusectl. No request can be taken
+/// by these reads: a disconnected queue hands out none.
+fn settle_abort(channel: &dyn Channel, iov: &mut [IoSliceMut<'_>]) -> WorkerExit {
+    // A blocking read waits for the shutdown to finish; a polling one may
+    // see EAGAIN for the few microseconds it takes: retry that long.
+    for _ in 0..1000 {
+        match channel.receive(iov) {
+            Ok(0) | Err(Errno::NODEV) => return WorkerExit::Unmounted,
+            // Still shutting down (or a polling channel with nothing yet).
+            Err(Errno::CONNABORTED | Errno::INTR | Errno::AGAIN) => {}
+            Ok(_) | Err(_) => return WorkerExit::Unmounted,
+        }
+    }
+    WorkerExit::Aborted
 }
 
 /// One worker: a channel, a receive buffer, a name scratch.
@@ -456,7 +479,7 @@ impl<F: Filesystem> Worker<F> {
                 Ok(n) => n,
                 Err(Errno::INTR | Errno::AGAIN) => return Ok(None),
                 Err(Errno::NODEV) => return Ok(Some(WorkerExit::Unmounted)),
-                Err(Errno::CONNABORTED) => return Ok(Some(WorkerExit::Aborted)),
+                Err(Errno::CONNABORTED) => return Ok(Some(settle_abort(channel, &mut iov))),
                 Err(e) => return Err(e),
             }
         };
