@@ -732,3 +732,54 @@ fn handle_init<F: Filesystem>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustix::io::IoSlice;
+
+    /// A channel whose reads answer a fixed script, then `ENODEV`.
+    struct Scripted {
+        script: &'static [Errno],
+        next: AtomicUsize,
+    }
+
+    impl Channel for Scripted {
+        fn receive(&self, _bufs: &mut [IoSliceMut<'_>]) -> Result<usize, Errno> {
+            let i = self.next.fetch_add(1, Relaxed);
+            Err(self.script.get(i).copied().unwrap_or(Errno::NODEV))
+        }
+        fn send(&self, bufs: &[IoSlice<'_>]) -> Result<usize, Errno> {
+            Ok(bufs.iter().map(|b| b.len()).sum())
+        }
+        fn clone_channel(&self) -> Result<Box<dyn Channel>, Errno> {
+            Err(Errno::NOTSUP)
+        }
+    }
+
+    fn settle(script: &'static [Errno]) -> (WorkerExit, usize) {
+        let channel = Scripted {
+            script,
+            next: AtomicUsize::new(0),
+        };
+        let exit = settle_abort(&channel, &mut []);
+        (exit, channel.next.load(Relaxed))
+    }
+
+    #[test]
+    fn econnaborted_racing_an_unmount_is_an_unmount() {
+        // The unmount's shutdown caught a read mid-request; the next read
+        // says ENODEV.
+        assert_eq!(settle(&[]), (WorkerExit::Unmounted, 1));
+        assert_eq!(
+            settle(&[Errno::AGAIN, Errno::CONNABORTED]),
+            (WorkerExit::Unmounted, 3)
+        );
+    }
+
+    #[test]
+    fn econnaborted_on_every_read_is_an_abort() {
+        const ALWAYS: [Errno; 1000] = [Errno::CONNABORTED; 1000];
+        assert_eq!(settle(&ALWAYS), (WorkerExit::Aborted, 1000));
+    }
+}
