@@ -21,6 +21,8 @@ OPTIONS (override the mode's defaults)
     --size SIZE           file size of the sequential and random jobs
     --bs LIST             sequential block sizes, e.g. 128k,1m,4m,16m
     --rand-runtime SECS   seconds of each 4k random job
+    --read-seconds SECS   seconds each sequential read runs, reading the file
+                          again from the start as often as fits (0: once)
     --meta-files N        files in the create/stat/unlink test
     --meta-pause-ms MS    pause between its phases (lets 1 s TTLs expire) [1200]
     --parallel N          parallel fio jobs, one file each [4]
@@ -87,6 +89,10 @@ pub(crate) struct Options {
     pub(crate) seq_runtime_s: u32,
     /// Seconds of each random job.
     pub(crate) rand_runtime_s: u32,
+    /// Seconds of each sequential read (time-based, the file read again as
+    /// often as fits; one pass of 1 GiB at several GiB/s is too short to
+    /// measure on a shared machine); 0: one pass.
+    pub(crate) seq_read_s: u32,
     /// Files in the metadata test.
     pub(crate) meta_files: usize,
     /// Pause between metadata phases, milliseconds.
@@ -148,6 +154,7 @@ impl Options {
             },
             seq_runtime_s: 15,
             rand_runtime_s: if full { 4 } else { 1 },
+            seq_read_s: if full { 2 } else { 0 },
             meta_files: if full { 10_000 } else { 2_000 },
             meta_pause_ms: 1200,
             parallel_jobs: 4,
@@ -216,6 +223,10 @@ pub(crate) fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, 
             "--bs" => o.bss = parse_list(&value(&flag)?)?,
             "--rand-runtime" => {
                 o.rand_runtime_s = u32::try_from(parse_count(&value(&flag)?, &flag)?.max(1))
+                    .map_err(|_| format!("{flag}: too large"))?
+            }
+            "--read-seconds" => {
+                o.seq_read_s = u32::try_from(parse_count(&value(&flag)?, &flag)?)
                     .map_err(|_| format!("{flag}: too large"))?
             }
             "--meta-files" => o.meta_files = parse_count(&value(&flag)?, &flag)?,

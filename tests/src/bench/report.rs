@@ -544,12 +544,17 @@ pub(crate) fn markdown(run: &Run, charts: &[String]) -> String {
     let _ = writeln!(
         md,
         "- fio (`--direct=1 --ioengine=psync --iodepth=1`, so every I/O is one synchronous \
-         O_DIRECT call that reaches the daemon): sequential write of a fresh {} file then read \
-         of it, per block size (capped at {} s); 4k random read and write over it for {} s \
+         O_DIRECT call that reaches the daemon): sequential write of a fresh {} file (capped \
+         at {} s), then reads of it {}, per block size; 4k random read and write over it for {} s \
          each (completion latency, fio's percentiles); {} jobs × {} files of {} written then \
          read in parallel (sum of the jobs).",
         fio_size(o.size),
         o.seq_runtime_s,
+        if o.seq_read_s > 0 {
+            format!("for {} s (the file again as often as fits)", o.seq_read_s)
+        } else {
+            "in one pass".to_string()
+        },
         o.rand_runtime_s,
         o.parallel_jobs,
         fio_size(o.parallel_bs),
@@ -746,7 +751,8 @@ pub(crate) fn to_json(run: &Run, charts: &[String]) -> Value {
         "load_average": {"start": run.load.0, "end": run.load.1},
         "options": {
             "reps": o.reps, "size_bytes": o.size, "block_sizes": o.bss,
-            "seq_runtime_s": o.seq_runtime_s, "rand_runtime_s": o.rand_runtime_s,
+            "seq_runtime_s": o.seq_runtime_s, "seq_read_s": o.seq_read_s,
+            "rand_runtime_s": o.rand_runtime_s,
             "meta_files": o.meta_files, "meta_pause_ms": o.meta_pause_ms,
             "parallel_jobs": o.parallel_jobs, "parallel_bs": o.parallel_bs,
             "parallel_size_bytes": o.parallel_size, "sweep_max_message_bytes": o.sweep,

@@ -488,16 +488,23 @@ fn jobs(
             ("write", "write", "seq_write", "cpu_write"),
             ("read", "read", "seq_read", "cpu_read"),
         ] {
+            let mut args = vec![
+                format!("--filename={seq}"),
+                format!("--rw={rw}"),
+                format!("--bs={b}"),
+                format!("--size={size}"),
+            ];
+            if rw == "read" && o.seq_read_s > 0 {
+                // Long enough to measure: the file again and again.
+                args.push("--time_based".into());
+                args.push(format!("--runtime={}", o.seq_read_s));
+            } else {
+                args.push(runtime.clone());
+            }
             let job = Job {
                 name: format!("seq{rw}-{b}"),
                 direction,
-                args: vec![
-                    format!("--filename={seq}"),
-                    format!("--rw={rw}"),
-                    format!("--bs={b}"),
-                    format!("--size={size}"),
-                    runtime.clone(),
-                ],
+                args,
                 histogram: false,
             };
             let j = fio::run(&job, cx)?;
