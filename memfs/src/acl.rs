@@ -88,6 +88,21 @@ impl Acl {
         Ok(acl)
     }
 
+    /// An ACL of `len` bytes written in place by `fill` (no copy through
+    /// another buffer), its shape checked as [`Acl::from_slices`] does.
+    pub(crate) fn from_fill(len: usize, fill: impl FnOnce(&mut [u8])) -> Result<Acl> {
+        if len > MAX_BYTES {
+            return Err(Error::TooBig);
+        }
+        let mut acl = Acl {
+            bytes: [0; MAX_BYTES],
+            len,
+        };
+        fill(&mut acl.bytes[..len]);
+        acl.check()?;
+        Ok(acl)
+    }
+
     /// The xattr bytes.
     pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]

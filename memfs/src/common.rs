@@ -74,6 +74,15 @@ impl Locked<'_> {
     }
 }
 
+/// Whether reading an inode stamps its atime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Atime {
+    /// Stamp it (relatime), before the read lock is taken.
+    Touch,
+    /// Leave it (attribute and xattr reads).
+    Keep,
+}
+
 impl MemFs {
     /// The slot of `node`.
     pub(crate) fn index(&self, node: NodeId) -> Result<u32> {
@@ -242,6 +251,21 @@ impl MemFs {
         let g = self.rlock(id);
         g.live()?;
         Ok(g)
+    }
+
+    /// The live inode of `node` under its read lock, with its slot; with
+    /// [`Atime::Touch`] its atime is stamped first (relatime), as tmpfs
+    /// stamps reads, readlinks and listings.
+    pub(crate) fn read_node(
+        &self,
+        node: NodeId,
+        atime: Atime,
+    ) -> Result<(u32, ReadGuard<'_, Inode>)> {
+        let id = self.index(node)?;
+        if atime == Atime::Touch {
+            self.touch_atime(id);
+        }
+        Ok((id, self.read_live(id)?))
     }
 
     /// Writes slot `id` for an operation: a live inode or `ENOENT`.

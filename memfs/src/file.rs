@@ -17,7 +17,7 @@ use slabfuse::{
 };
 
 use crate::MemFs;
-use crate::common::{O_ACCMODE, O_RDONLY, O_TRUNC, S_ISGID, S_ISUID, S_IXGRP, now};
+use crate::common::{Atime, O_ACCMODE, O_RDONLY, O_TRUNC, S_ISGID, S_ISUID, S_IXGRP, now};
 use crate::error::{Error, Result};
 use crate::names::SEGMENT_BYTES;
 use crate::node::{Inode, SHORT_SYMLINK_BYTES};
@@ -171,15 +171,10 @@ impl MemFs {
         size: u32,
         reply: ReplyData<'_>,
     ) -> Replied {
-        let id = match self.index(node) {
-            Ok(id) => id,
+        let (_, g) = match self.read_node(node, Atime::Touch) {
+            Ok(found) => found,
             Err(e) => return reply.error(e.errno()),
         };
-        self.touch_atime(id);
-        let g = self.rlock(id);
-        if !g.is_live() {
-            return reply.error(Error::NoEnt.errno());
-        }
         if g.is_dir() {
             return reply.error(Error::IsDir.errno());
         }
@@ -390,15 +385,10 @@ impl MemFs {
     /// READLINK: short targets from the name arena (copied), long ones
     /// straight from their chunk.
     pub(crate) fn read_link(&self, node: NodeId, reply: ReplyData<'_>) -> Replied {
-        let id = match self.index(node) {
-            Ok(id) => id,
+        let (_, g) = match self.read_node(node, Atime::Touch) {
+            Ok(found) => found,
             Err(e) => return reply.error(e.errno()),
         };
-        self.touch_atime(id);
-        let g = self.rlock(id);
-        if !g.is_live() {
-            return reply.error(Error::NoEnt.errno());
-        }
         if !g.is_symlink() {
             return reply.error(Error::Inval.errno());
         }
@@ -415,15 +405,10 @@ impl MemFs {
     /// READDIR from `offset` (a cookie: 0 at the start, 1 after `.`, 2
     /// after `..`, then the cookie of the last entry sent).
     pub(crate) fn list(&self, node: NodeId, offset: u64, mut reply: ReplyDirectory<'_>) -> Replied {
-        let id = match self.index(node) {
-            Ok(id) => id,
+        let (id, g) = match self.read_node(node, Atime::Touch) {
+            Ok(found) => found,
             Err(e) => return reply.error(e.errno()),
         };
-        self.touch_atime(id);
-        let g = self.rlock(id);
-        if !g.is_live() {
-            return reply.error(Error::NoEnt.errno());
-        }
         if !g.is_dir() {
             return reply.error(Error::NotDir.errno());
         }
@@ -456,16 +441,13 @@ impl MemFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus<'_>,
     ) -> Replied {
-        let id = match self.index(node) {
-            Ok(id) => id,
+        let (id, g) = match self.read_node(node, Atime::Touch) {
+            Ok(found) => found,
             Err(e) => return reply.error(e.errno()),
         };
-        self.touch_atime(id);
+        // The directory's lock is let go before `..` is locked.
         let parent = {
-            let g = self.rlock(id);
-            if !g.is_live() {
-                return reply.error(Error::NoEnt.errno());
-            }
+            let g = g;
             if !g.is_dir() {
                 return reply.error(Error::NotDir.errno());
             }

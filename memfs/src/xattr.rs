@@ -28,10 +28,11 @@ use slabfuse::{DataParts, NodeId, Replied, ReplyXattr, Request};
 
 use crate::MemFs;
 use crate::acl::{self, Acl, Extended};
-use crate::common::{S_ISGID, now};
+use crate::common::{Atime, S_ISGID, now};
 use crate::error::{Error, Result};
 use crate::node::{Inode, xattr_space};
 use crate::store::{CHUNK_BYTES, Content, Storage};
+use crate::sync::WriteGuard;
 
 const CHUNK: u64 = CHUNK_BYTES as u64;
 const HEADER_BYTES: u64 = 8;
@@ -210,15 +211,7 @@ impl MemFs {
             let acl = Acl::from_slices(value_len, value)?;
             return self.set_acl(node, name, &acl, setxattr_flags);
         }
-        if name.len() > usize::from(u8::MAX) {
-            return Err(Error::Inval);
-        }
-        let id = self.index(node)?;
-        let mut g = self.write_live(id)?;
-        if !g.counted {
-            // Retired (no name, no handle): nothing can see it any more.
-            return Err(Error::NoEnt);
-        }
+        let mut g = self.write_counted(node)?;
         // tmpfs charges an attribute to the inode space before it looks at
         // the flags, so a full inode space says ENOSPC first.
         let charge = space_of(name, value_len);
@@ -284,11 +277,7 @@ impl MemFs {
     /// and loses the set-group-id bit when the kernel says the caller may
     /// not keep it.
     fn set_acl(&self, node: NodeId, name: &[u8], acl: &Acl, setxattr_flags: u32) -> Result<()> {
-        let id = self.index(node)?;
-        let mut g = self.write_live(id)?;
-        if !g.counted {
-            return Err(Error::NoEnt);
-        }
+        let mut g = self.write_counted(node)?;
         let store = if name == acl::ACCESS {
             let (mode, extended) = acl::equiv_mode(acl, g.mode);
             g.mode = mode;
@@ -311,29 +300,38 @@ impl MemFs {
         Ok(())
     }
 
-    /// One of `inode`'s ACLs, if it has it.
-    pub(crate) fn read_acl(&self, inode: &Inode, name: &[u8]) -> Option<Acl> {
+    /// Write-locks `node` for a new attribute: live and still counted (a
+    /// retired inode has no name and no handle: nothing can see it).
+    fn write_counted(&self, node: NodeId) -> Result<WriteGuard<'_, Inode>> {
+        let g = self.write_live(self.index(node)?)?;
+        if !g.counted {
+            return Err(Error::NoEnt);
+        }
+        Ok(g)
+    }
+
+    /// One of `inode`'s ACLs with its record, if it has it.
+    fn find_acl(&self, inode: &Inode, name: &[u8]) -> Option<(Record, Acl)> {
         let r = self.find_xattr(inode, name)?;
         let len = usize::try_from(r.value_len).ok()?;
-        if len > acl::MAX_BYTES {
-            return None;
-        }
-        let mut buf = [0u8; acl::MAX_BYTES];
-        inode
-            .xattrs
-            .read_into(&self.store, r.value_at(), &mut buf[..len]);
-        Acl::from_slices(len, core::iter::once(&buf[..len])).ok()
+        let acl = Acl::from_fill(len, |buf| {
+            inode.xattrs.read_into(&self.store, r.value_at(), buf)
+        })
+        .ok()?;
+        Some((r, acl))
+    }
+
+    /// One of `inode`'s ACLs, if it has it.
+    pub(crate) fn read_acl(&self, inode: &Inode, name: &[u8]) -> Option<Acl> {
+        self.find_acl(inode, name).map(|(_, acl)| acl)
     }
 
     /// After a chmod: the access ACL follows the new mode.
     pub(crate) fn chmod_acl(&self, inode: &mut Inode) {
-        let Some(mut acl) = self.read_acl(inode, acl::ACCESS) else {
+        let Some((r, mut acl)) = self.find_acl(inode, acl::ACCESS) else {
             return;
         };
         acl::chmod(&mut acl, inode.mode);
-        let Some(r) = self.find_xattr(inode, acl::ACCESS) else {
-            return;
-        };
         let bytes = acl.as_bytes();
         // Same length, same place: overwriting cannot run out of space.
         inode.xattrs.write(
@@ -399,14 +397,10 @@ impl MemFs {
         if let Err(e) = self.check_name(name) {
             return reply.error(e.errno());
         }
-        let id = match self.index(node) {
-            Ok(id) => id,
+        let (_, g) = match self.read_node(node, Atime::Keep) {
+            Ok(found) => found,
             Err(e) => return reply.error(e.errno()),
         };
-        let g = self.rlock(id);
-        if !g.is_live() {
-            return reply.error(Error::NoEnt.errno());
-        }
         let Some(r) = self.find_xattr(&g, name) else {
             return reply.error(Error::NoData.errno());
         };
@@ -423,14 +417,10 @@ impl MemFs {
 
     /// LISTXATTR.
     pub(crate) fn list_xattr(&self, req: &Request, node: NodeId, reply: ReplyXattr<'_>) -> Replied {
-        let id = match self.index(node) {
-            Ok(id) => id,
+        let (_, g) = match self.read_node(node, Atime::Keep) {
+            Ok(found) => found,
             Err(e) => return reply.error(e.errno()),
         };
-        let g = self.rlock(id);
-        if !g.is_live() {
-            return reply.error(Error::NoEnt.errno());
-        }
         let names = Names {
             records: self.records(&g),
             trusted: req.uid == 0,
